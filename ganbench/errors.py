@@ -1,0 +1,41 @@
+"""User-facing errors.
+
+Every problem caused by user input (a bad path, a corrupt file, an unknown name, a
+generator that emits NaNs, ...) raises a :class:`GanbenchError` whose message fits on
+one line. The CLI prints it as ``Error: <message>`` and exits non-zero; library users
+catch it like any exception. ``assert`` is reserved for internal invariants.
+"""
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+
+class GanbenchError(Exception):
+    """An error caused by user input or the environment, reported in one line."""
+
+
+class UnknownNameError(GanbenchError, KeyError):
+    """A name that is not in a registry (model, metric, dataset, extractor...)."""
+
+    def __init__(self, kind: str, name: str, known: Iterable[str]):
+        known = sorted(known)
+        self.kind, self.name, self.known = kind, name, known
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        listing = ", ".join(known) if known else "(none registered)"
+        super().__init__(f"unknown {kind} {name!r}.{hint} Known {kind}s: {listing}")
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.args[0]
+
+
+class InputError(GanbenchError, ValueError):
+    """Images, arrays or generators that cannot be evaluated as given."""
+
+
+class MissingFileError(GanbenchError, FileNotFoundError):
+    """A weights or data file that cannot be found or downloaded."""
+
+    def __str__(self) -> str:
+        return self.args[0]

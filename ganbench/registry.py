@@ -1,0 +1,169 @@
+"""One generic registry for models, metrics, feature extractors, datasets and checkpoints.
+
+Entries are registered with a decorator (or a plain call), may be lazy ``"module:attr"``
+strings, and third-party packages add entries through entry points: a distribution that
+declares ``[project.entry-points."ganbench.models"] mygan = "mypkg.gan:build"`` shows up
+in ``ganbench.registries.models`` exactly like a built-in model.
+
+Built-in entries are registered on import of their package (``ganbench.models`` etc.),
+which the registry imports lazily the first time it is queried.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from importlib import metadata as importlib_metadata
+from typing import Any, Callable, Generic, Iterator, TypeVar
+
+from ganbench.errors import GanbenchError, UnknownNameError
+
+T = TypeVar("T")
+
+
+@dataclass
+class Entry(Generic[T]):
+    """One registered object with its metadata and where it came from."""
+
+    name: str
+    target: T | str  # the object, or a lazy "module:attr" reference
+    metadata: dict[str, Any] = field(default_factory=dict)
+    origin: str = "builtin"  # "builtin", "entry-point:<distribution>", "user"
+
+    def load(self) -> T:
+        if isinstance(self.target, str):
+            self.target = _import_target(self.target)
+        return self.target
+
+
+def _import_target(ref: str) -> Any:
+    module_name, _, attr = ref.partition(":")
+    if not module_name or not attr:
+        raise GanbenchError(f"bad reference {ref!r}: expected 'package.module:attribute'")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise GanbenchError(f"cannot import {module_name!r} for {ref!r}: {exc}") from exc
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError as exc:
+            raise GanbenchError(f"{module_name!r} has no attribute {attr!r} (from {ref!r})") from exc
+    return obj
+
+
+class Registry(Generic[T]):
+    """A named collection of objects of one kind.
+
+    Args:
+        kind: what the entries are, for messages ("model", "metric", ...).
+        builtin_modules: modules imported on first use; importing them registers the
+            built-in entries.
+        entry_point_group: entry-point group scanned on first use for plug-ins.
+        validate: optional check run on every loaded object (raise GanbenchError).
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        builtin_modules: tuple[str, ...] = (),
+        entry_point_group: str | None = None,
+        validate: Callable[[str, Any], None] | None = None,
+    ):
+        self.kind = kind
+        self.builtin_modules = builtin_modules
+        self.entry_point_group = entry_point_group
+        self._validate = validate
+        self._entries: dict[str, Entry[T]] = {}
+        self._populated = False
+        self._populating = False
+
+    # -- registration -------------------------------------------------------------
+    def register(self, name: str | None = None, obj: T | str | None = None, *,
+                 origin: str = "builtin", overwrite: bool = False, **metadata: Any):
+        """Register ``obj`` under ``name``; without ``obj``, return a decorator."""
+
+        def add(target: T | str) -> T | str:
+            key = name or getattr(target, "__name__", None)
+            if not key:
+                raise GanbenchError(f"a {self.kind} needs a name")
+            if key in self._entries and not overwrite:
+                existing = self._entries[key]
+                if existing.target is target:
+                    return target
+                raise GanbenchError(
+                    f"{self.kind} {key!r} is already registered (from {existing.origin}); "
+                    f"choose another name or unregister it first")
+            self._entries[key] = Entry(key, target, dict(metadata), origin)
+            return target
+
+        if obj is not None:
+            return add(obj)
+        return add
+
+    def unregister(self, name: str) -> None:
+        self._populate()
+        if name not in self._entries:
+            raise UnknownNameError(self.kind, name, self._entries)
+        del self._entries[name]
+
+    # -- queries --------------------------------------------------------------------
+    def _populate(self) -> None:
+        if self._populated or self._populating:
+            return
+        self._populating = True
+        try:
+            for module in self.builtin_modules:
+                importlib.import_module(module)
+            if self.entry_point_group:
+                for ep in importlib_metadata.entry_points(group=self.entry_point_group):
+                    if ep.name in self._entries:
+                        continue  # a built-in or explicit registration wins
+                    dist = getattr(ep, "dist", None)
+                    origin = f"entry-point:{dist.name if dist else '?'}"
+                    self._entries[ep.name] = Entry(ep.name, ep.value, {}, origin)
+            self._populated = True
+        finally:
+            self._populating = False
+
+    def entry(self, name: str) -> Entry[T]:
+        self._populate()
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise UnknownNameError(self.kind, name, self._entries) from None
+
+    def get(self, name: str) -> T:
+        entry = self.entry(name)
+        obj = entry.load()
+        if self._validate is not None:
+            self._validate(name, obj)
+        return obj
+
+    def metadata(self, name: str) -> dict[str, Any]:
+        return self.entry(name).metadata
+
+    def names(self, pattern: str | None = None) -> list[str]:
+        """Sorted names, optionally filtered by a shell-style pattern (``"*gan*"``)."""
+        import fnmatch
+
+        self._populate()
+        names = sorted(self._entries)
+        if pattern:
+            names = [n for n in names if fnmatch.fnmatch(n, pattern)]
+        return names
+
+    def entries(self) -> Iterator[Entry[T]]:
+        self._populate()
+        for name in sorted(self._entries):
+            yield self._entries[name]
+
+    def __contains__(self, name: object) -> bool:
+        self._populate()
+        return name in self._entries
+
+    def __len__(self) -> int:
+        self._populate()
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}, {len(self._entries)} entries)"
