@@ -1,0 +1,61 @@
+"""Shared fixtures. Every test runs with private cache/results/home folders, so the
+suite never reads or writes a user's real ganbench state."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path | None:
+    """MNIST / Fashion-MNIST in torchvision layout (../shared/data beside the repo)."""
+    env = os.environ.get("GANBENCH_DATA_DIR")
+    for candidate in ([Path(env)] if env else []) + [REPO.parent / "shared" / "data"]:
+        if (candidate / "MNIST" / "raw").is_dir():
+            return candidate
+    return None
+
+
+@pytest.fixture(autouse=True)
+def _private_state(tmp_path_factory, monkeypatch):
+    root = tmp_path_factory.getbasetemp() / "ganbench-state"
+    monkeypatch.setenv("GANBENCH_CACHE_DIR", str(root / "cache"))
+    monkeypatch.setenv("GANBENCH_RESULTS", str(root / "results.sqlite"))
+    monkeypatch.setenv("GANBENCH_HOME", str(root / "home"))
+    monkeypatch.setenv("GANBENCH_OFFLINE", "1")  # never try a download inside tests
+    data = shared_data_dir()
+    if data is not None:
+        monkeypatch.setenv("GANBENCH_DATA_DIR", str(data))
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    data = shared_data_dir()
+    if data is None:
+        pytest.skip("MNIST not found: set GANBENCH_DATA_DIR or place ../shared/data beside the repo")
+    return data
+
+
+@pytest.fixture(scope="session")
+def inception_weights(tmp_path_factory) -> Path:
+    """A deterministic, seeded (non-official) FID Inception-v3 weights file."""
+    from ganbench.testing import make_seeded_inception_weights
+
+    path = tmp_path_factory.mktemp("weights") / "inception-seeded.pth"
+    make_seeded_inception_weights(path, seed=0)
+    return path
+
+
+@pytest.fixture(scope="session")
+def vgg16_weights(tmp_path_factory) -> Path:
+    """A deterministic, seeded (non-official) torchvision VGG16 weights file."""
+    from ganbench.testing import make_seeded_vgg16_weights
+
+    path = tmp_path_factory.mktemp("weights") / "vgg16-seeded.pth"
+    make_seeded_vgg16_weights(path, seed=0)
+    return path
