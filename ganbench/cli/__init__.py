@@ -10,19 +10,19 @@ import click
 from ganbench import __version__
 from ganbench.errors import GanbenchError
 
-# command name -> "module:attribute" of a click command
+# command name -> ("module:attribute" of a click command, one-line help for the listing)
 COMMANDS = {
-    "eval": "ganbench.cli.eval_cmd:eval_cmd",
-    "train": "ganbench.cli.train_cmd:train_cmd",
-    "models": "ganbench.cli.models_cmd:models_cmd",
-    "datasets": "ganbench.cli.models_cmd:datasets_cmd",
-    "metrics": "ganbench.cli.eval_cmd:metrics_cmd",
-    "extractors": "ganbench.cli.eval_cmd:extractors_cmd",
-    "leaderboard": "ganbench.cli.leaderboard_cmd:leaderboard_cmd",
-    "results": "ganbench.cli.leaderboard_cmd:results_cmd",
-    "plot": "ganbench.cli.leaderboard_cmd:plot_cmd",
-    "register": "ganbench.cli.register_cmd:register_cmd",
-    "unregister": "ganbench.cli.register_cmd:unregister_cmd",
+    "eval": ("ganbench.cli.eval_cmd:eval_cmd", "Evaluate images or a generator (FID, IS, KID, PR, PPL, ...)."),
+    "train": ("ganbench.cli.train_cmd:train_cmd", "Train a registered model on a dataset."),
+    "models": ("ganbench.cli.models_cmd:models_cmd", "List registered models, or show one."),
+    "datasets": ("ganbench.cli.models_cmd:datasets_cmd", "List the datasets."),
+    "metrics": ("ganbench.cli.eval_cmd:metrics_cmd", "List the metrics."),
+    "extractors": ("ganbench.cli.eval_cmd:extractors_cmd", "List the feature extractors."),
+    "leaderboard": ("ganbench.cli.leaderboard_cmd:leaderboard_cmd", "Render leaderboards from the results store."),
+    "results": ("ganbench.cli.leaderboard_cmd:results_cmd", "List raw result rows."),
+    "plot": ("ganbench.cli.leaderboard_cmd:plot_cmd", "Plot training curves and precision/recall."),
+    "register": ("ganbench.cli.register_cmd:register_cmd", "Register a third-party generator."),
+    "unregister": ("ganbench.cli.register_cmd:unregister_cmd", "Remove a registered third-party generator."),
 }
 
 
@@ -31,11 +31,14 @@ class LazyGroup(click.Group):
         return sorted(COMMANDS)
 
     def get_command(self, ctx, name):
-        ref = COMMANDS.get(name)
-        if ref is None:
+        if name not in COMMANDS:
             return None
-        module_name, attr = ref.split(":")
+        module_name, attr = COMMANDS[name][0].split(":")
         return getattr(importlib.import_module(module_name), attr)
+
+    def format_commands(self, ctx, formatter):  # no imports just to print help
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, COMMANDS[name][1]) for name in self.list_commands(ctx)])
 
     def invoke(self, ctx):
         try:

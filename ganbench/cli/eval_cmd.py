@@ -1,0 +1,115 @@
+"""``ganbench eval``, ``ganbench metrics``, ``ganbench extractors``."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+
+from ganbench.cli.options import batch_size_option, device_option, force_option, parse_assignments, seed_option
+
+
+@click.command("eval")
+@click.option("--metric", "-m", "metrics", multiple=True, required=True,
+              help="Metric to compute (repeat for several; `ganbench metrics` lists them).")
+@click.option("--input", "-i", "input_", required=True,
+              help="What to evaluate: folder, .npz/.npy, dataset:split, checkpoint, registered generator.")
+@click.option("--reference", "-r", default=None, help="Real data: folder, .npz/.npy or dataset:split (e.g. mnist:test).")
+@click.option("--num-samples", "-n", type=click.IntRange(min=1), default=None,
+              help="Samples from a generator (default 10000) or the first N images of a finite input.")
+@click.option("--num-reference", type=click.IntRange(min=1), default=None, help="Use the first N reference images.")
+@click.option("--extractor", default="inception-v3-compat", show_default=True,
+              help="Feature extractor (`ganbench extractors` lists them).")
+@click.option("--weights", type=click.Path(dir_okay=False), default=None,
+              help="Weights file of the extractor (else $GANBENCH_WEIGHTS_DIR, torch hub cache, download).")
+@click.option("--extra-weights", multiple=True, metavar="NAME=PATH",
+              help="Weights of another extractor or a perceptual metric, e.g. vgg16=vgg16.pth or ppl=vgg16.pth.")
+@click.option("--option", "-o", "metric_options", multiple=True, metavar="METRIC.KEY=VALUE",
+              help="Metric option, e.g. kid.subset_size=100 or isc.splits=10.")
+@batch_size_option
+@device_option
+@seed_option
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Also write the rows as JSON.")
+@force_option
+@click.option("--name", "model_name", default=None, help="Model name recorded in the results (default: from the input).")
+@click.option("--no-record", is_flag=True, help="Do not append the results to the results store.")
+@click.option("--no-cache", is_flag=True, help="Recompute features even if cached.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def eval_cmd(metrics, input_, reference, num_samples, num_reference, extractor, weights, extra_weights,
+             metric_options, batch_size, device, seed, json_path, force, model_name, no_record, no_cache, quiet):
+    """Evaluate images or a generator with one or more metrics in one pass.
+
+    \b
+    Examples:
+      ganbench eval -m fid -m isc -m kid -i samples/ -r mnist:test --extractor lenet-mnist
+      ganbench eval -m fid -i runs/dcgan/checkpoint.safetensors -r cifar10:train -n 50000
+      ganbench eval -m pr-vgg16 -i fake.npz -r real.npz --extra-weights vgg16=vgg16-397923af.pth
+    """
+    from ganbench.evaluation import evaluate
+
+    if json_path and os.path.exists(json_path) and not force:
+        raise click.ClickException(f"{json_path} exists; pass --force to overwrite it")
+    options: dict[str, dict[str, str]] = {}
+    for key, value in parse_assignments(metric_options, "--option").items():
+        metric, sep, opt = key.partition(".")
+        if not sep:
+            raise click.BadParameter(f"expected METRIC.KEY=VALUE, got {key!r}", param_hint="--option")
+        options.setdefault(metric, {})[opt] = value
+    result = evaluate(
+        input_, reference, metrics, extractor=extractor, weights=weights,
+        extra_weights=parse_assignments(extra_weights, "--extra-weights"), num_samples=num_samples,
+        num_reference=num_reference, options=options, batch_size=batch_size, device=device, seed=seed,
+        use_cache=not no_cache, progress=not quiet, record=not no_record,
+        model_name=model_name)
+    from ganbench.evaluation import _rank
+
+    if _rank() != 0:
+        return
+    click.echo(format_table(result.rows))
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if json_path:
+        tmp = Path(json_path).with_suffix(".tmp")
+        tmp.write_text(json.dumps(result.rows, indent=2, default=str))
+        os.replace(tmp, json_path)
+
+
+def format_table(rows) -> str:
+    """A readable table of result rows."""
+    header = ("metric", "value", "std", "n", "extractor", "weights")
+    lines = [header]
+    for r in rows:
+        weights = "standard" if r["weights_standard"] else "non-standard"
+        if r["weights_sha256"]:
+            weights += f" ({r['weights_sha256'][:8]})"
+        std = "" if r["std"] is None else f"{r['std']:.6g}"
+        lines.append((r["key"], f"{r['value']:.6g}", std, str(r["num_samples"]), r["extractor"], weights))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    out = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines]
+    out.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+@click.command("metrics")
+def metrics_cmd():
+    """List the available metrics."""
+    from ganbench.registries import metrics
+
+    for entry in metrics.entries():
+        m = entry.load()
+        needs = "generator" if m.needs_generator else (
+            f"features {','.join(m.features)}" + (f" from {m.extractor}" if m.extractor else ""))
+        ref = "reference" if m.needs_reference else "no reference"
+        click.echo(f"{entry.name:16s} {needs}; {ref}; options: "
+                   f"{', '.join(f'{k}={v}' for k, v in m.defaults.items()) or '-'}")
+
+
+@click.command("extractors")
+def extractors_cmd():
+    """List the available feature extractors."""
+    from ganbench.registries import feature_extractors
+
+    for entry in feature_extractors.entries():
+        provides = ",".join(entry.metadata.get("provides", ()))
+        click.echo(f"{entry.name:22s} provides {provides}  {entry.metadata.get('description', '')}")

@@ -1,0 +1,352 @@
+"""Evaluation inputs: everything ganbench can read images from, behind one interface.
+
+An :class:`ImageSource` yields batches in the image contract (uint8, N x 3 x H x W) for
+any range of sample indices, so one pass can be split into batches and shards (one per
+rank under ``torchrun``) and still give the same images in the same order.
+
+Inputs, by descriptor (:func:`resolve_source`):
+
+========================  ===========================================================
+``path/to/folder``        png/jpg/jpeg/bmp/webp images, recursive, sorted by path
+``images.npz|.npy``       a uint8 array N x H x W (x C) or N x C x H x W
+``mnist:test``            a built-in dataset split (``ganbench datasets`` lists them)
+``ckpt.safetensors``      a ganbench training checkpoint (its generator is sampled)
+``NAME``                  a generator registered with ``ganbench register``
+========================  ===========================================================
+
+The Python API also takes a :class:`~ganbench.generative.GenerativeModel`, a
+``torch.utils.data.Dataset`` of images, a uint8 tensor or a numpy array.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from ganbench.errors import GanbenchError, InputError
+from ganbench.generative import GenerativeModel, LatentSpec, check_generated, sample_latents
+from ganbench.images import check_float_array, float_to_uint8, to_rgb_uint8
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+LATENT_CHUNK = 1024  # latents are drawn in seeded chunks of this size: batch-size independent
+
+
+class ImageSource:
+    """A finite, indexable collection of images (or a generator sampled N times)."""
+
+    descriptor: str = ""  # how the user named it, for results
+    is_generator: bool = False
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def images(self, start: int, stop: int) -> torch.Tensor:
+        """Images ``start..stop-1`` as uint8 (n, 3, H, W)."""
+        raise NotImplementedError
+
+    def content_key(self) -> str | None:
+        """A hash of everything that determines the images, or None (do not cache)."""
+        return None
+
+    def provenance(self) -> dict[str, Any]:
+        return {"source": self.descriptor}
+
+
+class TensorSource(ImageSource):
+    """Images already in memory (array files, built-in datasets, tensors)."""
+
+    def __init__(self, images: torch.Tensor | np.ndarray, descriptor: str, labels=None):
+        if isinstance(images, np.ndarray) and images.dtype != np.uint8 and images.dtype.kind == "f":
+            images = check_float_array(images, what=descriptor)
+        if isinstance(images, torch.Tensor) and images.dtype.is_floating_point:
+            images = torch.from_numpy(check_float_array(images.numpy(), what=descriptor))
+        self.data = to_rgb_uint8(images, what=descriptor)
+        if len(self.data) == 0:
+            raise InputError(f"{descriptor}: contains no images")
+        self.descriptor = descriptor
+        self.labels = labels
+        self._key: str | None = None
+
+    def __len__(self):
+        return len(self.data)
+
+    def images(self, start, stop):
+        return self.data[start:stop]
+
+    def content_key(self):
+        if self._key is None:
+            digest = hashlib.sha256(str(tuple(self.data.shape)).encode())
+            digest.update(self.data.numpy().tobytes())
+            self._key = digest.hexdigest()
+        return self._key
+
+
+class FolderSource(ImageSource):
+    """Image files under a folder (recursive), in sorted path order."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise InputError(f"{str(self.root)!r} is not a folder")
+        self.files = sorted(p for p in self.root.rglob("*")
+                            if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        if not self.files:
+            raise InputError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found under {str(self.root)!r}")
+        self.descriptor = str(self.root)
+        self._shape: tuple[int, int] | None = None
+        self._key: str | None = None
+
+    def __len__(self):
+        return len(self.files)
+
+    def _load(self, path: Path) -> np.ndarray:
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(path) as img:
+                array = np.asarray(img.convert("RGB"))  # grayscale -> RGB as torch-fidelity
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            raise InputError(f"cannot read image {str(path)!r}: {exc}") from None
+        if self._shape is None:
+            self._shape = array.shape[:2]
+            self._first = path
+        elif array.shape[:2] != self._shape:
+            raise InputError(
+                f"images of mixed sizes: {str(path)!r} is {array.shape[1]}x{array.shape[0]} but "
+                f"{str(self._first)!r} is {self._shape[1]}x{self._shape[0]}; resize them to one size first")
+        return array
+
+    def images(self, start, stop):
+        batch = np.stack([self._load(p) for p in self.files[start:stop]])
+        return torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous()
+
+    def content_key(self):
+        if self._key is None:
+            digest = hashlib.sha256()
+            for path in self.files:
+                digest.update(str(path.relative_to(self.root)).encode() + b"\0")
+                with open(path, "rb") as f:
+                    while block := f.read(1 << 20):
+                        digest.update(block)
+            self._key = digest.hexdigest()
+        return self._key
+
+
+class GeneratorSource(ImageSource):
+    """``num_samples`` images from a generator with seeded latents.
+
+    Latents come in chunks of :data:`LATENT_CHUNK` samples, each chunk drawn from its own
+    generator seeded from (seed, chunk index): the images do not depend on the batch
+    size or on how the samples are split across processes.
+    """
+
+    is_generator = True
+
+    def __init__(self, model: GenerativeModel, num_samples: int, seed: int = 0,
+                 device: torch.device | str = "cpu", descriptor: str = "generator",
+                 metadata: dict[str, Any] | None = None):
+        if not hasattr(model, "latent") or not isinstance(model.latent, LatentSpec):
+            raise InputError("a generator needs a `latent` LatentSpec (z_dim, z_dist, num_classes, ...)")
+        if num_samples <= 0:
+            raise InputError(f"number of samples must be positive, got {num_samples}")
+        self.model = model
+        self.num_samples = num_samples
+        self.seed = seed
+        self.device = torch.device(device)
+        self.descriptor = descriptor
+        self.metadata = metadata or {}
+        self._chunk: tuple[int, torch.Tensor, torch.Tensor | None] | None = None
+
+    def __len__(self):
+        return self.num_samples
+
+    def latents(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        zs, ys = [], []
+        for chunk in range(start // LATENT_CHUNK, (stop - 1) // LATENT_CHUNK + 1):
+            if self._chunk is None or self._chunk[0] != chunk:
+                seed = int(np.random.SeedSequence([self.seed, chunk]).generate_state(1)[0])
+                gen = torch.Generator().manual_seed(seed)
+                z, y = sample_latents(self.model.latent, LATENT_CHUNK, gen)
+                self._chunk = (chunk, z, y)
+            lo = max(start, chunk * LATENT_CHUNK) - chunk * LATENT_CHUNK
+            hi = min(stop, (chunk + 1) * LATENT_CHUNK) - chunk * LATENT_CHUNK
+            zs.append(self._chunk[1][lo:hi])
+            if self._chunk[2] is not None:
+                ys.append(self._chunk[2][lo:hi])
+        z = torch.cat(zs).to(self.device)
+        y = torch.cat(ys).to(self.device) if ys else None
+        return z, y
+
+    @torch.inference_mode()
+    def images(self, start, stop):
+        z, labels = self.latents(start, stop)
+        out = self.model.generate(z, labels)
+        check_generated(out, self.model.latent, stop - start, what=self.descriptor)
+        if out.dtype != torch.uint8:
+            out = float_to_uint8(out, self.model.latent.output_range)
+        return to_rgb_uint8(out.cpu(), what=self.descriptor)
+
+    def provenance(self):
+        return {"source": self.descriptor, "seed": self.seed, **self.metadata}
+
+
+class DatasetSource(ImageSource):
+    """A ``torch.utils.data.Dataset`` whose items are images (or (image, label) pairs).
+
+    Items may be uint8 tensors/arrays (C,H,W or H,W,C), PIL images, or float tensors in
+    [0, 1] as torchvision's ``ToTensor`` gives (brought to uint8 by rounding).
+    """
+
+    def __init__(self, dataset, descriptor: str = "dataset"):
+        self.dataset = dataset
+        self.descriptor = descriptor
+        if len(dataset) == 0:
+            raise InputError(f"{descriptor}: dataset is empty")
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def _item(self, i):
+        item = self.dataset[i]
+        if isinstance(item, (tuple, list)):
+            item = item[0]
+        if hasattr(item, "convert"):  # PIL image
+            item = np.asarray(item.convert("RGB"))
+        if isinstance(item, np.ndarray):
+            item = torch.from_numpy(np.ascontiguousarray(item))
+        if not isinstance(item, torch.Tensor):
+            raise InputError(f"{self.descriptor}: item {i} is a {type(item).__name__}, expected an image")
+        if item.dtype.is_floating_point:
+            item = float_to_uint8(item.unsqueeze(0), (0.0, 1.0))[0]
+        return item
+
+    def images(self, start, stop):
+        return to_rgb_uint8(torch.stack([self._item(i) for i in range(start, stop)]), what=self.descriptor)
+
+
+def _load_array(path: Path) -> np.ndarray:
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except Exception as exc:
+        raise InputError(f"cannot read array file {str(path)!r}: {exc}") from None
+    if isinstance(loaded, np.lib.npyio.NpzFile):
+        keys = list(loaded.keys())
+        if not keys:
+            raise InputError(f"{str(path)!r} holds no arrays")
+        key = next((k for k in ("images", "x", "arr_0") if k in keys), keys[0])
+        return loaded[key]
+    return loaded
+
+
+def resolve_source(spec: Any, *, num_samples: int | None = None, seed: int = 0,
+                   device: torch.device | str = "cpu") -> ImageSource:
+    """Turn what the user gave (a descriptor string or a Python object) into a source.
+
+    ``num_samples`` is required for generators and ignored for finite inputs (use
+    :func:`limit` to take the first N of those).
+    """
+    if isinstance(spec, ImageSource):
+        return spec
+    if isinstance(spec, GenerativeModel) or (hasattr(spec, "latent") and callable(getattr(spec, "generate", None))):
+        return GeneratorSource(spec, _need_n(num_samples), seed, device, descriptor=type(spec).__name__)
+    if isinstance(spec, (torch.Tensor, np.ndarray)):
+        return TensorSource(spec, "array")
+    if isinstance(spec, torch.utils.data.Dataset):
+        return DatasetSource(spec, type(spec).__name__)
+    if not isinstance(spec, (str, os.PathLike)):
+        raise InputError(f"cannot evaluate a {type(spec).__name__}: give a folder, an .npz/.npy file, "
+                         f"a dataset split (e.g. mnist:test), a checkpoint or a registered generator")
+    text = os.fspath(spec)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return FolderSource(path)
+    if path.is_file():
+        suffix = path.suffix.lower()
+        if suffix in (".npz", ".npy"):
+            return TensorSource(_load_array(path), str(path))
+        if suffix == ".safetensors":
+            from ganbench.checkpoints import load_generator
+
+            model, meta = load_generator(path, device=device)
+            return GeneratorSource(model, _need_n(num_samples), seed, device, descriptor=str(path),
+                                   metadata=_checkpoint_provenance(meta))
+        if suffix in IMAGE_EXTENSIONS:
+            raise InputError(f"{text!r} is a single image; give the folder that holds the images")
+        raise InputError(f"{text!r}: unsupported file type {suffix!r} (expected a folder, .npz, .npy "
+                         f"or a .safetensors checkpoint)")
+    from ganbench.registries import checkpoints, datasets
+
+    name, _, split = text.partition(":")
+    if name in datasets:
+        from ganbench.data import load_images
+
+        images, labels = load_images(name, split=split or None)
+        return TensorSource(images, f"{name}:{split}" if split else name, labels=labels)
+    if text in checkpoints:
+        model, meta = checkpoints.get(text)(device=device)
+        return GeneratorSource(model, _need_n(num_samples), seed, device, descriptor=text,
+                               metadata=_checkpoint_provenance(meta))
+    if any(sep in text for sep in ("/", "\\", ".")):
+        raise InputError(f"{text!r} does not exist")
+    known = sorted(datasets.names()) + sorted(checkpoints.names())
+    from ganbench.errors import UnknownNameError
+
+    raise UnknownNameError("input", text, known)
+
+
+def _need_n(num_samples: int | None) -> int:
+    if num_samples is None:
+        raise InputError("a generator input needs --num-samples")
+    return num_samples
+
+
+def _checkpoint_provenance(meta: dict[str, Any]) -> dict[str, Any]:
+    keep = ("model", "step", "checkpoint_sha256", "sha256", "third_party", "dataset")
+    out = {k: meta[k] for k in keep if k in meta}
+    if "sha256" in out and "checkpoint_sha256" not in out:
+        out["checkpoint_sha256"] = out.pop("sha256")
+    return out
+
+
+class LimitedSource(ImageSource):
+    """The first ``n`` images of a finite source."""
+
+    def __init__(self, source: ImageSource, n: int):
+        if n > len(source):
+            raise InputError(f"{source.descriptor}: asked for {n} samples but it holds only {len(source)} images")
+        self.source, self.n = source, n
+        self.descriptor = source.descriptor
+        self.labels = getattr(source, "labels", None)
+
+    def __len__(self):
+        return self.n
+
+    def images(self, start, stop):
+        return self.source.images(start, min(stop, self.n))
+
+    def content_key(self):
+        key = self.source.content_key()
+        return None if key is None else hashlib.sha256(f"{key}:first{self.n}".encode()).hexdigest()
+
+    def provenance(self):
+        return self.source.provenance()
+
+
+def limit(source: ImageSource, n: int | None) -> ImageSource:
+    if n is None or source.is_generator or n == len(source):
+        return source
+    return LimitedSource(source, n)
+
+
+def iter_batches(source: ImageSource, batch_size: int, indices: range | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+    """(batch index, images) over the source in order; ``indices`` selects batch indices."""
+    if batch_size <= 0:
+        raise GanbenchError(f"batch size must be positive, got {batch_size}")
+    n_batches = (len(source) + batch_size - 1) // batch_size
+    for b in (indices if indices is not None else range(n_batches)):
+        start = b * batch_size
+        yield b, source.images(start, min(start + batch_size, len(source)))

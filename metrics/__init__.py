@@ -1,0 +1,1 @@
+"""Built-in metrics and feature extractors of ganbench."""

@@ -1,0 +1,422 @@
+"""The FID Inception-v3 (``inception-v3-compat``), ganbench's own fast implementation.
+
+Network: Szegedy et al., "Rethinking the Inception Architecture for Computer Vision"
+(CVPR 2016), in the variant of the TensorFlow graph ``inception-2015-12-05`` that
+Heusel et al. (NeurIPS 2017) used for FID and Salimans et al. (NeurIPS 2016) for the
+Inception Score. Reference code: torch-fidelity's ``FeatureExtractorInceptionV3``
+(Apache-2.0), itself adapted from mseitzer/pytorch-fid. This file computes the same
+features from the same weights file (same state-dict keys), with these differences in
+*how*, none in *what*:
+
+* every BatchNorm (eps 0.001) is folded into its convolution when the weights are
+  loaded (about 1e-6 relative difference);
+* 1x1 convolutions that read the same input are merged into one; where a branch is
+  "3x3 average pool, then 1x1 conv", the conv is merged too and the pool applied to its
+  (far fewer) output channels -- both operations are linear and the pool's weights sum
+  to one, so the bias passes through unchanged;
+* activations are channels_last, the forward runs under ``torch.inference_mode`` and
+  stops after the last requested feature.
+
+The resize to 299x299 reproduces TensorFlow 1.x ``resize_bilinear`` (align_corners=False,
+no half-pixel centres) bit-exactly on CPU; see :func:`resize_bilinear_tf1`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganbench.errors import GanbenchError, InputError
+from ganbench.metrics.base import FeatureExtractor, register_extractor
+from ganbench.weights import CATALOG, load_state_dict, resolve_weights
+
+BN_EPS = 0.001  # the TensorFlow graph's batch-norm epsilon
+INPUT_SIZE = 299
+FEATURES = ("pool", "logits", "logits_biased")
+
+
+# --------------------------------------------------------------------------------------
+# TensorFlow-1.x-compatible bilinear resize
+# --------------------------------------------------------------------------------------
+def _tf1_grid(in_size: int, out_size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Source indices (lo, hi) and weights of TF1 bilinear sampling along one axis.
+
+    TF1 without half-pixel centres samples output pixel ``i`` at ``i * in/out``. The
+    product is taken in float32, as TensorFlow (and torch-fidelity) do, so that the
+    weights are bit-identical.
+    """
+    scale = torch.tensor(in_size / out_size, dtype=torch.float32)
+    pos = torch.arange(out_size, dtype=torch.float32) * scale
+    lo = pos.long()  # pos >= 0, so truncation is floor
+    hi = (lo + 1).clamp_max(in_size - 1)
+    frac = pos - lo.float()
+    return lo.to(device), hi.to(device), frac.to(device)
+
+
+def resize_bilinear_tf1(images: torch.Tensor, size: int | tuple[int, int], *,
+                        channels_last: bool = False) -> torch.Tensor:
+    """Resize like TensorFlow 1.x ``tf.image.resize_bilinear(align_corners=False)``.
+
+    Equal, bit for bit on CPU, to torch-fidelity's
+    ``interpolate_bilinear_2d_like_tensorflow1x(..., align_corners=False)``: the same
+    float32 sampling positions and the same order of operations (interpolate along
+    width, then along height), but separable, so the width pass runs on the input rows
+    only, and with one gather per axis.
+
+    Args:
+        images: (N, C, H, W) tensor; integer input is converted to float32.
+        size: output size, an int or (height, width).
+        channels_last: return a channels_last tensor (computed in that layout, no copy).
+    Returns:
+        float (N, C, out_h, out_w) tensor.
+    """
+    out_h, out_w = (size, size) if isinstance(size, int) else size
+    if not images.is_floating_point():
+        images = images.float()
+    n, c, in_h, in_w = images.shape
+    x_lo, x_hi, x_frac = _tf1_grid(in_w, out_w, images.device)
+    y_lo, y_hi, y_frac = _tf1_grid(in_h, out_h, images.device)
+    if channels_last:
+        src = images.permute(0, 2, 3, 1)  # N, H, W, C
+        w_dim, h_dim = 2, 1
+        x_frac = x_frac.view(1, 1, out_w, 1)
+        y_frac = y_frac.view(1, out_h, 1, 1)
+    else:
+        src = images
+        w_dim, h_dim = 3, 2
+        x_frac = x_frac.view(1, 1, 1, out_w)
+        y_frac = y_frac.view(1, 1, out_h, 1)
+    # width pass on the in_h input rows: a + (b - a) * t, as torch-fidelity does
+    left = src.index_select(w_dim, x_lo)
+    rows = src.index_select(w_dim, x_hi).sub_(left).mul_(x_frac).add_(left)
+    # height pass
+    top = rows.index_select(h_dim, y_lo)
+    out = rows.index_select(h_dim, y_hi).sub_(top).mul_(y_frac).add_(top)
+    return out.permute(0, 3, 1, 2) if channels_last else out
+
+
+# --------------------------------------------------------------------------------------
+# The network: official weight names in, folded and merged convolutions inside
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ConvSpec:
+    """One "conv (no bias) + BatchNorm + ReLU" unit of the official weights file."""
+
+    name: str  # key prefix in the weights file, e.g. "Mixed_5b.branch1x1"
+    cin: int
+    cout: int
+    kernel: tuple[int, int]
+    stride: int = 1
+    padding: tuple[int, int] = (0, 0)
+
+
+def _k(k: int | tuple[int, int]) -> tuple[int, int]:
+    return (k, k) if isinstance(k, int) else k
+
+
+def _spec(name: str, cin: int, cout: int, kernel, stride: int = 1, padding=0) -> ConvSpec:
+    return ConvSpec(name, cin, cout, _k(kernel), stride, _k(padding))
+
+
+def _fold(state: dict[str, torch.Tensor], spec: ConvSpec) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pop one unit's conv + BN tensors from ``state``; return the folded (weight, bias).
+
+    ``bn(conv(x)) = conv(x) * g / sqrt(v + eps) + (b - m * g / sqrt(v + eps))``, computed
+    in float64 and rounded once to float32.
+    """
+    p = spec.name
+    weight = _take(state, f"{p}.conv.weight", (spec.cout, spec.cin, *spec.kernel)).double()
+    gamma = _take(state, f"{p}.bn.weight", (spec.cout,)).double()
+    beta = _take(state, f"{p}.bn.bias", (spec.cout,)).double()
+    mean = _take(state, f"{p}.bn.running_mean", (spec.cout,)).double()
+    var = _take(state, f"{p}.bn.running_var", (spec.cout,)).double()
+    state.pop(f"{p}.bn.num_batches_tracked", None)  # saved by nn.BatchNorm2d, unused
+    scale = gamma / torch.sqrt(var + BN_EPS)
+    return (weight * scale.view(-1, 1, 1, 1)).float(), (beta - mean * scale).float()
+
+
+def _take(state: dict[str, torch.Tensor], key: str, shape: tuple[int, ...]) -> torch.Tensor:
+    try:
+        tensor = state.pop(key)
+    except KeyError:
+        raise GanbenchError(f"Inception weights: missing tensor {key!r}; "
+                            f"not a FID Inception-v3 state dict") from None
+    if tuple(tensor.shape) != shape:
+        raise GanbenchError(f"Inception weights: {key!r} has shape {tuple(tensor.shape)}, "
+                            f"expected {shape}")
+    return tensor
+
+
+class FusedConv(nn.Module):
+    """Several units reading the same input, as one convolution with a bias.
+
+    The output channels are the units' outputs in order; ReLU is left to the caller
+    (a merged "pool" branch must be pooled before its ReLU).
+    """
+
+    def __init__(self, specs: list[ConvSpec]):
+        super().__init__()
+        first = specs[0]
+        assert all((s.cin, s.kernel, s.stride, s.padding) == (first.cin, first.kernel, first.stride, first.padding)
+                   for s in specs)
+        self.specs = specs
+        self.splits = [s.cout for s in specs]
+        self.conv = nn.Conv2d(first.cin, sum(self.splits), first.kernel, first.stride, first.padding)
+
+    def load(self, state: dict[str, torch.Tensor]) -> None:
+        folded = [_fold(state, s) for s in self.specs]
+        self.conv.weight.data.copy_(torch.cat([w for w, _ in folded]))
+        self.conv.bias.data.copy_(torch.cat([b for _, b in folded]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+def _relu(x: torch.Tensor) -> torch.Tensor:
+    return F.relu(x, inplace=True)
+
+
+class Unit(FusedConv):
+    """A single conv + BN + ReLU unit."""
+
+    def __init__(self, spec: ConvSpec):
+        super().__init__([spec])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.conv(x), inplace=True)
+
+
+def _avg3(x: torch.Tensor) -> torch.Tensor:
+    # TensorFlow's average pool ignores the zero padding
+    return F.avg_pool2d(x, kernel_size=3, stride=1, padding=1, count_include_pad=False)
+
+
+class BlockA(nn.Module):
+    """Mixed_5b/5c/5d (35x35): 1x1 | 1x1-5x5 | 1x1-3x3-3x3 | avgpool-1x1."""
+
+    def __init__(self, name: str, cin: int, pool_features: int):
+        super().__init__()
+        s = lambda *a, **k: _spec(f"{name}.{a[0]}", *a[1:], **k)  # noqa: E731
+        self.heads = FusedConv([s("branch1x1", cin, 64, 1), s("branch5x5_1", cin, 48, 1),
+                                s("branch3x3dbl_1", cin, 64, 1), s("branch_pool", cin, pool_features, 1)])
+        self.b5_2 = Unit(s("branch5x5_2", 48, 64, 5, padding=2))
+        self.b3_2 = Unit(s("branch3x3dbl_2", 64, 96, 3, padding=1))
+        self.b3_3 = Unit(s("branch3x3dbl_3", 96, 96, 3, padding=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b1, b5, b3, bp = self.heads(x).split(self.heads.splits, dim=1)
+        return torch.cat([_relu(b1), self.b5_2(_relu(b5)), self.b3_3(self.b3_2(_relu(b3))),
+                          _relu(_avg3(bp))], 1)
+
+
+class BlockB(nn.Module):
+    """Mixed_6a (35 -> 17): 3x3/2 | 1x1-3x3-3x3/2 | maxpool/2."""
+
+    def __init__(self, name: str, cin: int):
+        super().__init__()
+        s = lambda *a, **k: _spec(f"{name}.{a[0]}", *a[1:], **k)  # noqa: E731
+        self.b3 = Unit(s("branch3x3", cin, 384, 3, stride=2))
+        self.b3d_1 = Unit(s("branch3x3dbl_1", cin, 64, 1))
+        self.b3d_2 = Unit(s("branch3x3dbl_2", 64, 96, 3, padding=1))
+        self.b3d_3 = Unit(s("branch3x3dbl_3", 96, 96, 3, stride=2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.b3(x), self.b3d_3(self.b3d_2(self.b3d_1(x))),
+                          F.max_pool2d(x, kernel_size=3, stride=2)], 1)
+
+
+class BlockC(nn.Module):
+    """Mixed_6b..6e (17x17): 1x1 | 1x1-1x7-7x1 | 1x1-7x1-1x7-7x1-1x7 | avgpool-1x1."""
+
+    def __init__(self, name: str, cin: int, c7: int):
+        super().__init__()
+        s = lambda *a, **k: _spec(f"{name}.{a[0]}", *a[1:], **k)  # noqa: E731
+        self.heads = FusedConv([s("branch1x1", cin, 192, 1), s("branch7x7_1", cin, c7, 1),
+                                s("branch7x7dbl_1", cin, c7, 1), s("branch_pool", cin, 192, 1)])
+        self.b7_2 = Unit(s("branch7x7_2", c7, c7, (1, 7), padding=(0, 3)))
+        self.b7_3 = Unit(s("branch7x7_3", c7, 192, (7, 1), padding=(3, 0)))
+        self.b7d_2 = Unit(s("branch7x7dbl_2", c7, c7, (7, 1), padding=(3, 0)))
+        self.b7d_3 = Unit(s("branch7x7dbl_3", c7, c7, (1, 7), padding=(0, 3)))
+        self.b7d_4 = Unit(s("branch7x7dbl_4", c7, c7, (7, 1), padding=(3, 0)))
+        self.b7d_5 = Unit(s("branch7x7dbl_5", c7, 192, (1, 7), padding=(0, 3)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b1, b7, b7d, bp = self.heads(x).split(self.heads.splits, dim=1)
+        b7 = self.b7_3(self.b7_2(_relu(b7)))
+        b7d = self.b7d_5(self.b7d_4(self.b7d_3(self.b7d_2(_relu(b7d)))))
+        return torch.cat([_relu(b1), b7, b7d, _relu(_avg3(bp))], 1)
+
+
+class BlockD(nn.Module):
+    """Mixed_7a (17 -> 8): 1x1-3x3/2 | 1x1-1x7-7x1-3x3/2 | maxpool/2."""
+
+    def __init__(self, name: str, cin: int):
+        super().__init__()
+        s = lambda *a, **k: _spec(f"{name}.{a[0]}", *a[1:], **k)  # noqa: E731
+        self.heads = FusedConv([s("branch3x3_1", cin, 192, 1), s("branch7x7x3_1", cin, 192, 1)])
+        self.b3_2 = Unit(s("branch3x3_2", 192, 320, 3, stride=2))
+        self.b7_2 = Unit(s("branch7x7x3_2", 192, 192, (1, 7), padding=(0, 3)))
+        self.b7_3 = Unit(s("branch7x7x3_3", 192, 192, (7, 1), padding=(3, 0)))
+        self.b7_4 = Unit(s("branch7x7x3_4", 192, 192, 3, stride=2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b3, b7 = _relu(self.heads(x)).split(self.heads.splits, dim=1)
+        return torch.cat([self.b3_2(b3), self.b7_4(self.b7_3(self.b7_2(b7))),
+                          F.max_pool2d(x, kernel_size=3, stride=2)], 1)
+
+
+class BlockE(nn.Module):
+    """Mixed_7b/7c (8x8): 1x1 | 1x1-(1x3,3x1) | 1x1-3x3-(1x3,3x1) | pool-1x1.
+
+    Mixed_7b average-pools its pool branch; Mixed_7c max-pools it (a quirk of the
+    TensorFlow graph, kept for compatibility), so there the 1x1 cannot be merged.
+    """
+
+    def __init__(self, name: str, cin: int, max_pool: bool):
+        super().__init__()
+        s = lambda *a, **k: _spec(f"{name}.{a[0]}", *a[1:], **k)  # noqa: E731
+        self.max_pool = max_pool
+        heads = [s("branch1x1", cin, 320, 1), s("branch3x3_1", cin, 384, 1), s("branch3x3dbl_1", cin, 448, 1)]
+        pool = s("branch_pool", cin, 192, 1)
+        self.heads = FusedConv(heads if max_pool else heads + [pool])
+        self.b_pool = Unit(pool) if max_pool else None
+        self.b3_2a = Unit(s("branch3x3_2a", 384, 384, (1, 3), padding=(0, 1)))
+        self.b3_2b = Unit(s("branch3x3_2b", 384, 384, (3, 1), padding=(1, 0)))
+        self.b3d_2 = Unit(s("branch3x3dbl_2", 448, 384, 3, padding=1))
+        self.b3d_3a = Unit(s("branch3x3dbl_3a", 384, 384, (1, 3), padding=(0, 1)))
+        self.b3d_3b = Unit(s("branch3x3dbl_3b", 384, 384, (3, 1), padding=(1, 0)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        parts = self.heads(x).split(self.heads.splits, dim=1)
+        b1, b3, b3d = (_relu(p) for p in parts[:3])
+        if self.b_pool is not None:
+            bp = self.b_pool(F.max_pool2d(x, kernel_size=3, stride=1, padding=1))
+        else:
+            bp = _relu(_avg3(parts[3]))
+        b3d = self.b3d_2(b3d)
+        return torch.cat([b1, self.b3_2a(b3), self.b3_2b(b3), self.b3d_3a(b3d), self.b3d_3b(b3d), bp], 1)
+
+
+class InceptionV3Compat(FeatureExtractor):
+    """FID Inception-v3: uint8 images of any size -> pool3 (2048) and logits (1008).
+
+    Features: ``"pool"`` (2048-d pool3, FID/KID/PR), ``"logits"`` (fc without bias:
+    torch-fidelity's ``logits_unbiased``, used by its Inception Score), ``"logits_biased"``
+    (fc with bias: torch-fidelity's ``logits``).
+
+    Build with :meth:`from_state_dict` (or the registered factory); a bare instance has
+    uninitialised weights.
+    """
+
+    name = "inception-v3-compat"
+    provides = FEATURES
+    input_size = INPUT_SIZE
+    resize = "tf1-bilinear"
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.ModuleList([
+            Unit(_spec("Conv2d_1a_3x3", 3, 32, 3, stride=2)),
+            Unit(_spec("Conv2d_2a_3x3", 32, 32, 3)),
+            Unit(_spec("Conv2d_2b_3x3", 32, 64, 3, padding=1)),
+            Unit(_spec("Conv2d_3b_1x1", 64, 80, 1)),
+            Unit(_spec("Conv2d_4a_3x3", 80, 192, 3)),
+        ])
+        self.blocks = nn.Sequential(
+            BlockA("Mixed_5b", 192, 32), BlockA("Mixed_5c", 256, 64), BlockA("Mixed_5d", 288, 64),
+            BlockB("Mixed_6a", 288),
+            BlockC("Mixed_6b", 768, 128), BlockC("Mixed_6c", 768, 160),
+            BlockC("Mixed_6d", 768, 160), BlockC("Mixed_6e", 768, 192),
+            BlockD("Mixed_7a", 768),
+            BlockE("Mixed_7b", 1280, max_pool=False), BlockE("Mixed_7c", 2048, max_pool=True),
+        )
+        self.fc = nn.Linear(2048, 1008)
+        self.requires_grad_(False)
+
+    # -- weights ------------------------------------------------------------------
+    @staticmethod
+    def official_shapes() -> dict[str, tuple[int, ...]]:
+        """Key -> shape of every tensor in the official weights file (the same keys as
+        torch-fidelity's ``FeatureExtractorInceptionV3`` state dict, without
+        ``num_batches_tracked``)."""
+        shapes: dict[str, tuple[int, ...]] = {}
+        with torch.device("meta"):
+            model = InceptionV3Compat()
+        for module in model.modules():
+            if isinstance(module, FusedConv):
+                for s in module.specs:
+                    shapes[f"{s.name}.conv.weight"] = (s.cout, s.cin, *s.kernel)
+                    for stat in ("weight", "bias", "running_mean", "running_var"):
+                        shapes[f"{s.name}.bn.{stat}"] = (s.cout,)
+        shapes["fc.weight"] = (1008, 2048)
+        shapes["fc.bias"] = (1008,)
+        return shapes
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, torch.Tensor]) -> "InceptionV3Compat":
+        """Build from a state dict with the official keys (BN folded on the way in)."""
+        state = {k: v.float() for k, v in state.items()}  # a shallow copy we may pop from
+        model = cls()
+        for module in model.modules():
+            if isinstance(module, FusedConv):
+                module.load(state)
+        model.fc.weight.data.copy_(_take(state, "fc.weight", (1008, 2048)))
+        model.fc.bias.data.copy_(_take(state, "fc.bias", (1008,)))
+        if state:
+            extra = sorted(state)
+            raise GanbenchError(f"Inception weights: {len(extra)} unexpected tensors "
+                                f"(first: {extra[0]!r}); not a FID Inception-v3 state dict")
+        model.eval()
+        return model.to(memory_format=torch.channels_last)
+
+    # -- forward ------------------------------------------------------------------
+    @torch.inference_mode()
+    def forward(self, images: torch.Tensor, features: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
+        """Features of uint8 images (N, 3, H, W), any H and W.
+
+        Args:
+            images: uint8 (N, 3, H, W), values 0..255.
+            features: subset of :attr:`provides` (default: all); the network runs only
+                as far as they need.
+        Returns:
+            {name: float32 (N, D)} with D = 2048 ("pool") or 1008 (logits).
+        """
+        features = self.provides if features is None else tuple(features)
+        unknown = [f for f in features if f not in self.provides]
+        if unknown:
+            raise InputError(f"{self.name} provides {', '.join(self.provides)}; not {', '.join(unknown)}")
+        if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
+            raise InputError(f"{self.name}: expected uint8 images (N, 3, H, W), "
+                             f"got {images.dtype} {tuple(images.shape)}")
+        device = self.fc.weight.device
+        x = resize_bilinear_tf1(images.to(device), INPUT_SIZE, channels_last=True)
+        x = x.sub_(128).div_(128)
+        for i, unit in enumerate(self.stem):
+            x = unit(x)
+            if i in (2, 4):
+                x = F.max_pool2d(x, kernel_size=3, stride=2)
+        x = self.blocks(x)
+        pool = x.mean(dim=(2, 3))
+        out = {"pool": pool}
+        if "logits" in features or "logits_biased" in features:
+            logits = pool.mm(self.fc.weight.T)
+            out["logits"] = logits
+            out["logits_biased"] = logits + self.fc.bias
+        return {f: out[f].float() for f in features}
+
+
+@register_extractor("inception-v3-compat", provides=FEATURES,
+                    description="FID Inception-v3 (TF 2015-12-05 weights), torch-fidelity compatible")
+def build(weights: str | None = None, device: str | torch.device = "cpu") -> InceptionV3Compat:
+    """The FID Inception-v3 with the official weights (or ``weights``), ready for eval.
+
+    Raises:
+        MissingFileError: the weights file cannot be found or downloaded.
+    """
+    resolved = resolve_weights(CATALOG["inception-v3-fid"], weights)
+    model = InceptionV3Compat.from_state_dict(load_state_dict(resolved.path))
+    model.weights_sha256 = resolved.sha256
+    model.weights_standard = resolved.standard
+    return model.to(device)
