@@ -292,10 +292,11 @@ def resolve_source(spec: Any, *, num_samples: int | None = None, seed: int = 0,
                                metadata=_checkpoint_provenance(meta))
     if any(sep in text for sep in ("/", "\\", ".")):
         raise InputError(f"{text!r} does not exist")
-    known = sorted(datasets.names()) + sorted(checkpoints.names())
     from ganbench.errors import UnknownNameError
 
-    raise UnknownNameError("input", text, known)
+    if split:
+        raise UnknownNameError("dataset", name, datasets.names())
+    raise UnknownNameError("input", text, sorted(datasets.names()) + sorted(checkpoints.names()))
 
 
 def _need_n(num_samples: int | None) -> int:

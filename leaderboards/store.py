@@ -151,7 +151,7 @@ def validate_row(row: Mapping[str, Any], index: int = 0) -> dict[str, Any]:
             out[name] = None
             continue
         out[name] = _coerce(value, col.type, f"{where}: column {name!r}")
-    if not math.isfinite(out["value"]) and not math.isinf(out["value"]):
+    if math.isnan(out["value"]):
         raise GanbenchError(f"{where}: value of {out['key']!r} is NaN; store a finite number or inf")
     if out["std"] is not None and math.isnan(out["std"]):
         out["std"] = None
@@ -215,7 +215,8 @@ def _empty_frame() -> "pd.DataFrame":
 
 
 def _typed_frame(df: "pd.DataFrame") -> "pd.DataFrame":
-    """Columns in schema order with their schema types (nullable ints as Int64)."""
+    """Columns in schema order with their schema types (nullable ints as Int64; strings
+    keep pandas' default string dtype)."""
     import pandas as pd
 
     df = df.reindex(columns=list(COLUMNS))
@@ -226,8 +227,6 @@ def _typed_frame(df: "pd.DataFrame") -> "pd.DataFrame":
             df[name] = pd.to_numeric(df[name]).astype("Int64" if col.nullable else "int64")
         elif col.type is float:
             df[name] = pd.to_numeric(df[name]).astype("float64")
-        else:
-            df[name] = df[name].astype("object").where(df[name].notna(), None).astype("str" if not col.nullable else "object")
     return df
 
 
@@ -519,8 +518,8 @@ def open_store(location: "str | os.PathLike | ResultsStore | None" = None) -> Re
     if isinstance(location, ResultsStore):
         return location
     loc = str(location) if location is not None else default_location()
-    if loc.startswith("sqlite:///") and "?" not in loc:
-        return SQLiteStore(loc[len("sqlite:///"):] or ":memory:")
+    if loc.startswith("sqlite:///") and len(loc) > len("sqlite:///") and "?" not in loc:
+        return SQLiteStore(loc[len("sqlite:///"):])
     if "://" in loc:
         return SQLAlchemyStore(loc)
     return SQLiteStore(loc)

@@ -1,0 +1,62 @@
+"""The public Python surface of ganbench. The CLI calls these and nothing else.
+
+    >>> import ganbench.api as gb
+    >>> gb.list_models()
+    >>> result = gb.evaluate("samples/", "mnist:test", metrics=["fid", "kid"], extractor="lenet-mnist")
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ganbench.evaluation import EvaluationResult, evaluate  # noqa: F401  (re-exported)
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """Names of registered models (built-in and plug-ins), optionally filtered (``"*gan*"``)."""
+    from ganbench.registries import models
+
+    return models.names(pattern)
+
+
+def list_metrics() -> list[str]:
+    from ganbench.registries import metrics
+
+    return metrics.names()
+
+
+def list_datasets() -> list[str]:
+    from ganbench.registries import datasets
+
+    return datasets.names()
+
+
+def create_model(name: str, dataset: str = "mnist", **overrides: Any):
+    """Build a registered model with its paper defaults for ``dataset`` (overrides win)."""
+    from ganbench.models import create_model as _create
+
+    return _create(name, dataset=dataset, **overrides)
+
+
+def train(model: str, dataset: str, **kwargs: Any):
+    """Train ``model`` on ``dataset`` with the one training loop (see ganbench.training)."""
+    from ganbench.training import train as _train
+
+    return _train(model, dataset, **kwargs)
+
+
+def load_generator(path: str):
+    """(GenerativeModel, metadata) from a ganbench checkpoint (safetensors + JSON sidecar)."""
+    from ganbench.checkpoints import load_generator as _load
+
+    return _load(path)
+
+
+def register_checkpoint(name: str, **kwargs: Any):
+    """Register a third-party generator (see ``ganbench register --help``)."""
+    from ganbench.thirdparty import register_checkpoint as _register
+
+    return _register(name, **kwargs)
+
+
+__all__ = ["EvaluationResult", "evaluate", "list_models", "list_metrics", "list_datasets", "create_model",
+           "train", "load_generator", "register_checkpoint"]
