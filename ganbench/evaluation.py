@@ -295,7 +295,8 @@ def _opts_text(opts: dict[str, Any]) -> str:
 def _common_provenance(fake: ImageSource, real: ImageSource | None, run_id: str, seed: int, device: str,
                        model_name: str | None, tags: dict[str, Any] | None) -> dict[str, Any]:
     prov = fake.provenance()
-    dataset, split = (real.descriptor, None) if real is not None else (prov.get("dataset"), None)
+    # the dataset a row belongs to: the reference's, else the model's training data
+    dataset, split = (real.descriptor, None) if real is not None else (prov.get("dataset") or "unspecified", None)
     if dataset and ":" in dataset and not os.path.exists(dataset):
         dataset, split = dataset.split(":", 1)
     return {

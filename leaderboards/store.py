@@ -80,9 +80,10 @@ COLUMNS: dict[str, Column] = {
 
 _SQL_TYPES = {str: "TEXT", int: "INTEGER", float: "REAL", bool: "INTEGER"}
 
-# Fields of a protocol that belong to one metric; the rest is the evaluation setting
-# shared by all metrics of a run (see ganbench.leaderboards.board).
-METRIC_FIELDS = ("metric", "metric_version", "metric_options")
+# Protocol fields that the metrics of one evaluation share (the "setting"): the
+# leaderboard puts the metrics of one dataset and setting into one table. Everything else
+# in a protocol (metric, version, options, reference details) is per column.
+SETTING_FIELDS = ("extractor", "weights_sha256", "input_size", "resize", "num_samples")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -97,7 +98,8 @@ def utc_now() -> str:
 
 
 def canonical_json(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+    """Sorted-key JSON, the form ``protocol`` and ``tags`` are stored in."""
+    return json.dumps(obj, sort_keys=True, default=str)
 
 
 def protocol_hash(protocol: str) -> str:
@@ -105,22 +107,21 @@ def protocol_hash(protocol: str) -> str:
     return hashlib.sha256(protocol.encode()).hexdigest()[:12]
 
 
-def make_protocol(*, extractor: str, weights_sha256: str | None, resize: str | None,
-                  num_samples: int, reference: str, num_reference: int | None,
-                  metric: str, metric_version: Any, metric_options: Mapping[str, Any] | None = None,
+def make_protocol(*, extractor: str, weights_sha256: str | None, num_samples: int, metric: str,
+                  metric_version: Any, options: Mapping[str, Any] | None = None, input_size: int | None = None,
+                  resize: str | None = None, reference: str | None = None, num_reference: int | None = None,
                   **extra: Any) -> tuple[str, str]:
     """``(protocol, protocol_id)`` for one metric of one evaluation.
 
-    Two numbers are comparable exactly when their protocols are equal. ``extra`` holds
-    anything else that must match (input size, truncation, dtype, ...). The fields in
-    :data:`METRIC_FIELDS` are per metric; the rest is the setting shared by a run, which
-    the leaderboard uses to put the metrics of one setting into one table.
+    Two numbers are comparable exactly when their protocols are equal. ``reference`` and
+    ``num_reference`` are None for metrics without reference images (IS); ``extra``
+    holds anything else that must match (reference content hash, truncation, dtype...).
+    The fields in :data:`SETTING_FIELDS` are shared by the metrics of a run.
     """
-    fields = dict(extra, extractor=extractor, weights_sha256=weights_sha256, resize=resize,
-                  num_samples=int(num_samples), reference=reference,
+    fields = dict(extra, extractor=extractor, weights_sha256=weights_sha256, input_size=input_size,
+                  resize=resize, num_samples=int(num_samples), reference=reference,
                   num_reference=None if num_reference is None else int(num_reference),
-                  metric=metric, metric_version=metric_version,
-                  metric_options=dict(metric_options or {}))
+                  metric=metric, metric_version=metric_version, options=dict(options or {}))
     protocol = canonical_json(fields)
     return protocol, protocol_hash(protocol)
 
@@ -171,7 +172,7 @@ def validate_row(row: Mapping[str, Any], index: int = 0) -> dict[str, Any]:
 def _coerce(value: Any, kind: type, where: str) -> Any:
     # numpy scalars and the like are accepted through their Python equivalents
     if kind is bool:
-        if isinstance(value, bool) or type(value).__name__ == "bool_":
+        if isinstance(value, bool) or getattr(getattr(value, "dtype", None), "kind", "") == "b":
             return bool(value)
         raise GanbenchError(f"{where} must be a bool, got {value!r}")
     if kind is str:

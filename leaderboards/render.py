@@ -1,0 +1,296 @@
+"""Leaderboards and raw results as CSV, GitHub Markdown, LaTeX or HTML, and atomic output.
+
+Every table is preceded by its protocol (:attr:`Leaderboard.title`), so a number is
+never shown without what it was measured under. Cells read ``mean ± std`` (std over
+runs, shown when there are two runs or more); the best value of each column is bold.
+CSV is for machines: one row per (table, entity), the protocol in columns, full
+precision, ``<column>``/``<column>_std``/``<column>_n`` per metric.
+"""
+from __future__ import annotations
+
+import html
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from ganbench.errors import GanbenchError, UnknownNameError
+from ganbench.leaderboards.board import Leaderboard
+
+FORMATS = ("csv", "md", "latex", "html")
+SUFFIXES = {".csv": "csv", ".md": "md", ".markdown": "md", ".tex": "latex", ".html": "html", ".htm": "html"}
+RESULTS_FORMATS = ("csv", "md")
+# raw-results columns shown by the Markdown listing (CSV has them all)
+RESULTS_SUMMARY = ("timestamp", "run_id", "model", "step", "dataset", "metric", "key", "value", "std",
+                   "num_samples", "extractor", "weights_standard", "protocol_id", "seed")
+
+
+def format_for_path(path: str | os.PathLike) -> str | None:
+    """The format an output file's suffix implies (``.tex`` -> latex), or None."""
+    return SUFFIXES.get(Path(path).suffix.lower())
+
+
+def check_format(fmt: str, allowed: Sequence[str] = FORMATS) -> str:
+    if fmt not in allowed:
+        raise UnknownNameError("format", fmt, allowed)
+    return fmt
+
+
+# --------------------------------------------------------------------------- cells
+def decimals(values: Sequence[float], digits: int = 4) -> int:
+    """Decimal places giving ``digits`` significant digits to the largest finite value."""
+    finite = [abs(v) for v in values if v is not None and math.isfinite(v) and v != 0]
+    if not finite:
+        return 2
+    return min(8, max(0, digits - 1 - math.floor(math.log10(max(finite)))))
+
+
+def _num(v: float, d: int) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return f"{v:.{d}f}"
+
+
+class _Cells:
+    """The display form of one leaderboard, shared by the text formats."""
+
+    def __init__(self, board: Leaderboard, digits: int):
+        f = board.frame
+        self.headers: list[str] = ["Rank", "Model"]
+        self.align: list[str] = ["r", "l"]
+        if board.by_checkpoint:
+            self.headers += ["Checkpoint", "Step"]
+            self.align += ["l", "r"]
+        self.metric_headers = [(c.name, c.higher_is_better) for c in board.columns]
+        self.first_metric = len(self.headers)
+        self.rows: list[list[tuple[str, str, bool]]] = []  # (mean text, std text, best)
+        text: list[list[str]] = []
+        for i in range(len(f)):
+            rank = f["rank"].iloc[i]
+            row = ["" if pd.isna(rank) else str(int(rank)), str(f["model"].iloc[i])]
+            if board.by_checkpoint:
+                sha, step = f["checkpoint_sha256"].iloc[i], f["step"].iloc[i]
+                row += ["" if pd.isna(sha) else str(sha)[:12], "" if pd.isna(step) else str(int(step))]
+            text.append(row)
+        self.cells: list[list[tuple[str, str, bool]]] = [[] for _ in range(len(f))]
+        for c in board.columns:
+            means = f[c.name].to_numpy(dtype="float64")
+            stds = f[f"{c.name}_std"].to_numpy(dtype="float64")
+            d = decimals(list(means), digits)
+            finite = [m for m in means if not math.isnan(m)]
+            best = (max(finite) if c.higher_is_better else min(finite)) if len(finite) > 1 else None
+            for i, (m, s) in enumerate(zip(means, stds)):
+                self.cells[i].append((_num(m, d), _num(s, d), best is not None and m == best))
+        self.text = text
+        self.runs = [str(int(r)) for r in f["runs"]]
+
+    def header_count(self) -> int:
+        return len(self.headers) + len(self.metric_headers) + 1
+
+
+def _note(board: Leaderboard) -> str:
+    p = board.primary_column
+    direction = "higher is better" if p.higher_is_better else "lower is better"
+    return f"Ranked by {p.name} ({direction}); mean ± std over runs."
+
+
+# --------------------------------------------------------------------------- formats
+def _md_escape(s: str) -> str:
+    return s.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]], align: Sequence[str] | None = None) -> str:
+    """A GitHub Markdown table; ``align`` holds "l" or "r" per column."""
+    align = align or ["l"] * len(headers)
+    lines = ["| " + " | ".join(_md_escape(h) for h in headers) + " |",
+             "|" + "|".join("---:" if a == "r" else ":---" for a in align) + "|"]
+    lines += ["| " + " | ".join(_md_escape(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _render_md(boards: Sequence[Leaderboard], digits: int, bold_best: bool) -> str:
+    out = []
+    for board in boards:
+        cells = _Cells(board, digits)
+        headers = cells.headers + [f"{n} {'↑' if hib else '↓'}" for n, hib in cells.metric_headers] + ["Runs"]
+        align = cells.align + ["r"] * (len(cells.metric_headers) + 1)
+        rows = []
+        for text, metrics, runs in zip(cells.text, cells.cells, cells.runs):
+            shown = []
+            for mean, std, best in metrics:
+                v = f"{mean} ± {std}" if std and mean else mean
+                shown.append(f"**{v}**" if best and bold_best and v else (v or "–"))
+            rows.append(text + shown + [runs])
+        out.append(f"### {board.title}\n\n{_note(board)}\n\n{markdown_table(headers, rows, align)}\n")
+    return "\n".join(out)
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def latex_escape(s: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in s)
+
+
+def _render_latex(boards: Sequence[Leaderboard], digits: int, bold_best: bool, booktabs: bool) -> str:
+    top, mid, bottom = (r"\toprule", r"\midrule", r"\bottomrule") if booktabs else (r"\hline", r"\hline", r"\hline")
+    out = []
+    for board in boards:
+        cells = _Cells(board, digits)
+        n = cells.header_count()
+        spec = "".join(cells.align) + "r" * (len(cells.metric_headers) + 1)
+        headers = [latex_escape(h) for h in cells.headers] + \
+            [latex_escape(name) + (r" $\uparrow$" if hib else r" $\downarrow$") for name, hib in cells.metric_headers] + \
+            ["Runs"]
+        lines = [f"% {board.title}", f"% {_note(board).replace('±', '+-')}",
+                 f"\\begin{{tabular}}{{{spec}}}", top, " & ".join(headers) + r" \\", mid]
+        for text, metrics, runs in zip(cells.text, cells.cells, cells.runs):
+            row = [latex_escape(t) for t in text]
+            for mean, std, best in metrics:
+                m = f"\\textbf{{{mean}}}" if best and bold_best and mean else mean
+                row.append(f"{m} $\\pm$ {std}" if std and mean else (m or "--"))
+            row.append(runs)
+            assert len(row) == n
+            lines.append(" & ".join(row) + r" \\")
+        lines += [bottom, r"\end{tabular}", ""]
+        out.append("\n".join(lines))
+    return "\n".join(out)
+
+
+def _render_html(boards: Sequence[Leaderboard], digits: int, bold_best: bool) -> str:
+    esc = html.escape
+    parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+             "<title>ganbench leaderboard</title>",
+             "<style>table{border-collapse:collapse;margin-bottom:2em}th,td{padding:.25em .6em;"
+             "border-bottom:1px solid #ccc}td.r,th.r{text-align:right}</style>",
+             "</head>", "<body>"]
+    for board in boards:
+        cells = _Cells(board, digits)
+        parts += [f"<h3>{esc(board.title)}</h3>", f"<p>{esc(_note(board))}</p>", "<table>", "<thead><tr>"]
+        heads = [(h, a) for h, a in zip(cells.headers, cells.align)] + \
+            [(f"{n} {'↑' if hib else '↓'}", "r") for n, hib in cells.metric_headers] + [("Runs", "r")]
+        parts.append("".join(f'<th class="{a}">{esc(h)}</th>' for h, a in heads))
+        parts += ["</tr></thead>", "<tbody>"]
+        for text, metrics, runs in zip(cells.text, cells.cells, cells.runs):
+            tds = [f'<td class="{a}">{esc(t)}</td>' for t, a in zip(text, cells.align)]
+            for mean, std, best in metrics:
+                v = esc(f"{mean} ± {std}" if std and mean else mean)
+                tds.append(f'<td class="r">{"<strong>" + v + "</strong>" if best and bold_best and v else v}</td>')
+            tds.append(f'<td class="r">{runs}</td>')
+            parts.append("<tr>" + "".join(tds) + "</tr>")
+        parts += ["</tbody>", "</table>"]
+    parts += ["</body>", "</html>", ""]
+    return "\n".join(parts)
+
+
+def to_frame(boards: Sequence[Leaderboard]) -> pd.DataFrame:
+    """All tables in one machine-readable frame (the CSV form), protocol in columns."""
+    frames = []
+    for board in boards:
+        f = board.frame.copy()
+        s = board.setting
+        head = {"dataset": board.dataset, "extractor": s["extractor"], "weights_sha256": s["weights_sha256"],
+                "weights_standard": s["weights_standard"], "num_samples": s["num_samples"],
+                "num_reference": s["num_reference"], "protocol_ids": " ".join(board.protocol_ids),
+                "ranked_by": board.primary}
+        for i, (k, v) in enumerate(head.items()):
+            f.insert(i, k, [v] * len(f))
+        frames.append(f)
+    if not frames:
+        return pd.DataFrame()
+    out = pd.concat(frames, ignore_index=True)
+    counts = ["rank", "runs"] + [f"{c.name}_n" for b in boards for c in b.columns]
+    return out.astype({c: "Int64" for c in counts})
+
+
+def render_leaderboards(boards: Sequence[Leaderboard], fmt: str = "md", *, digits: int = 4, bold_best: bool = True,
+           booktabs: bool = False) -> str:
+    """Leaderboards as text in ``fmt`` (one of :data:`FORMATS`).
+
+    ``digits``: significant digits of the largest value in each column. ``booktabs``:
+    LaTeX rules from the booktabs package instead of ``\\hline``.
+    """
+    check_format(fmt)
+    if fmt == "csv":
+        return to_frame(boards).to_csv(index=False, lineterminator="\n")
+    if fmt == "md":
+        return _render_md(boards, digits, bold_best)
+    if fmt == "latex":
+        return _render_latex(boards, digits, bold_best, booktabs)
+    return _render_html(boards, digits, bold_best)
+
+
+def render_results(results: pd.DataFrame, fmt: str = "md", *, columns: Sequence[str] | None = None) -> str:
+    """Raw result rows as CSV (all columns by default) or Markdown (a summary by default)."""
+    check_format(fmt, RESULTS_FORMATS)
+    if columns is None:
+        columns = list(results.columns) if fmt == "csv" else [c for c in RESULTS_SUMMARY if c in results.columns]
+    else:
+        for c in columns:
+            if c not in results.columns:
+                raise UnknownNameError("column", c, results.columns)
+    df = results[list(columns)]
+    if fmt == "csv":
+        return df.to_csv(index=False, lineterminator="\n")
+    rows = []
+    for rec in df.itertuples(index=False):
+        row = []
+        for name, v in zip(columns, rec):
+            if v is None or (not isinstance(v, str) and pd.isna(v)):
+                row.append("")
+            elif name == "run_id":
+                row.append(str(v)[:8])
+            elif isinstance(v, float):
+                row.append(f"{v:.6g}")
+            else:
+                row.append(str(v))
+        rows.append(row)
+    align = ["r" if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]) else "l"
+             for c in columns]
+    return markdown_table(list(columns), rows, align) + "\n"
+
+
+# --------------------------------------------------------------------------- output
+def write_output(path: str | os.PathLike, data: str | bytes, *, force: bool = False) -> Path:
+    """Write ``data`` to ``path`` atomically (temp file + rename); readers never see half a file.
+
+    An existing file is refused unless ``force``.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise GanbenchError(f"output {path} is a directory")
+    if path.exists() and not force:
+        raise GanbenchError(f"{path} already exists; pass --force to overwrite it")
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise GanbenchError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        if force:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)  # atomic create-if-absent: never clobbers a file made meanwhile
+            except FileExistsError:
+                raise GanbenchError(f"{path} already exists; pass --force to overwrite it") from None
+            except OSError:  # file system without hard links
+                os.replace(tmp, path)
+    except OSError as exc:
+        raise GanbenchError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
