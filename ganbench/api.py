@@ -58,5 +58,19 @@ def register_checkpoint(name: str, **kwargs: Any):
     return _register(name, **kwargs)
 
 
+def unregister_checkpoint(name: str) -> None:
+    """Remove a registered third-party generator (its file is kept)."""
+    from ganbench.thirdparty import unregister_checkpoint as _unregister
+
+    _unregister(name)
+
+
+def list_registered() -> list[dict[str, Any]]:
+    """The registered third-party generators (name, format, dataset, z_dim, ..., third_party=True)."""
+    from ganbench.thirdparty import list_registered as _list
+
+    return _list()
+
+
 __all__ = ["EvaluationResult", "evaluate", "list_models", "list_metrics", "list_datasets", "create_model",
-           "train", "load_generator", "register_checkpoint"]
+           "train", "load_generator", "register_checkpoint", "unregister_checkpoint", "list_registered"]

@@ -11,6 +11,7 @@ which the registry imports lazily the first time it is queried.
 from __future__ import annotations
 
 import importlib
+import sys
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from typing import Any, Callable, Generic, Iterator, TypeVar
@@ -26,8 +27,18 @@ class Entry(Generic[T]):
 
     name: str
     target: T | str  # the object, or a lazy "module:attr" reference
-    metadata: dict[str, Any] = field(default_factory=dict)
+    _metadata: dict[str, Any] = field(default_factory=dict)
     origin: str = "builtin"  # "builtin", "entry-point:<distribution>", "user"
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        if isinstance(self.target, str) and self.origin.startswith("entry-point"):
+            self.load()  # a plug-in's metadata is registered when its module is imported
+        return self._metadata
+
+    @metadata.setter
+    def metadata(self, value: dict[str, Any]) -> None:
+        self._metadata = value
 
     def load(self) -> T:
         if isinstance(self.target, str):
@@ -89,6 +100,12 @@ class Registry(Generic[T]):
             if key in self._entries and not overwrite:
                 existing = self._entries[key]
                 if existing.target is target:
+                    return target
+                if (isinstance(existing.target, str) and existing.origin.startswith("entry-point")
+                        and existing.target.partition(":")[0] in sys.modules):
+                    # the plug-in module an entry point names, being imported, registers its
+                    # object itself (same decorator as a built-in): fill in the placeholder
+                    existing.target, existing.metadata = target, dict(metadata)
                     return target
                 raise GanbenchError(
                     f"{self.kind} {key!r} is already registered (from {existing.origin}); "

@@ -184,6 +184,8 @@ def run_cli(*args):
 def _bad_inputs(tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "broken").mkdir()
+    for i, img in enumerate(random_images(3, 16)):
+        Image.fromarray(img).save(tmp_path / "broken" / f"{i}.png")
     (tmp_path / "broken" / "x.png").write_bytes(b"not a png")
     (tmp_path / "mixed").mkdir()
     Image.fromarray(random_images(1, 16)[0]).save(tmp_path / "mixed" / "a.png")
