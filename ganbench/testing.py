@@ -7,8 +7,10 @@ compared on identical (if meaningless) networks. They are never ``standard`` wei
 
 PyTorch's default initialisation would make Inception's deep features almost constant
 (every image gives nearly the same pool3 vector); a variance-preserving initialisation
-keeps them image-dependent: He-normal convolutions, identity batch-norm statistics
-(mean 0, variance 1, scale 1, shift 0) and a small normal classifier.
+keeps them image-dependent: He-normal convolutions (zero-sum filters after the first
+layer, see :func:`_centred_normal`), identity batch-norm statistics (mean 0, variance 1,
+scale 1, shift 0) and a normal classifier scaled so that the Inception Score of random
+images is clearly above 1.
 """
 from __future__ import annotations
 
@@ -23,6 +25,22 @@ def _he_normal(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tens
     return torch.randn(shape, generator=generator).mul_(math.sqrt(2.0 / fan_in))
 
 
+def _centred_normal(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+    """Normal filters with zero sum, scaled to preserve variance after a ReLU.
+
+    A plain He init on non-negative (post-ReLU) inputs gives every channel a large
+    input-independent offset, which swamps the image-dependent part after a few
+    layers. Zero-sum filters cancel that offset; they see only the variance of a
+    rectified Gaussian, (1/2 - 1/(2 pi)) sigma^2, hence the larger gain.
+    """
+    fan_in = math.prod(shape[1:])
+    w = torch.randn(shape, generator=generator)
+    dims = tuple(range(1, len(shape)))
+    w -= w.mean(dim=dims, keepdim=True)
+    gain = 1.0 / (0.5 - 0.5 / math.pi)
+    return w.mul_(math.sqrt(gain / fan_in) / w.std(dim=dims, keepdim=True))
+
+
 def seeded_inception_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
     """A FID Inception-v3 state dict (official keys and shapes) drawn from ``seed``."""
     from ganbench.metrics.inception import InceptionV3Compat
@@ -30,14 +48,16 @@ def seeded_inception_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
     state: dict[str, torch.Tensor] = {}
     for key, shape in sorted(InceptionV3Compat.official_shapes().items()):
-        if key.endswith("conv.weight"):
+        if key == "Conv2d_1a_3x3.conv.weight":  # sees the image itself: keep colour
             state[key] = _he_normal(shape, generator)
+        elif key.endswith("conv.weight"):
+            state[key] = _centred_normal(shape, generator)
         elif key.endswith(("bn.weight", "bn.running_var")):
             state[key] = torch.ones(shape)
         elif key.endswith(("bn.bias", "bn.running_mean")):
             state[key] = torch.zeros(shape)
         elif key == "fc.weight":
-            state[key] = torch.randn(shape, generator=generator).mul_(0.05)
+            state[key] = torch.randn(shape, generator=generator).mul_(0.5)
         elif key == "fc.bias":
             state[key] = torch.randn(shape, generator=generator).mul_(0.1)
         else:
@@ -59,14 +79,48 @@ def seeded_vgg16_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
     return state
 
 
-def make_seeded_inception_weights(path: str | os.PathLike, seed: int = 0) -> str:
-    """Write :func:`seeded_inception_state_dict` to ``path`` (loadable with
-    ``torch.load(weights_only=True)``); return the path."""
-    torch.save(seeded_inception_state_dict(seed), str(path))
+def _save(state: dict[str, torch.Tensor], path: str | os.PathLike) -> str:
+    # through a file object, so the archive's inner folder name (otherwise the file's
+    # stem) and hence the file's sha256 depend on the seed only
+    with open(path, "wb") as f:
+        torch.save(state, f)
     return str(path)
 
 
+def make_seeded_inception_weights(path: str | os.PathLike, seed: int = 0) -> str:
+    """Write :func:`seeded_inception_state_dict` to ``path`` (a plain dict of tensors,
+    loadable with ``torch.load(weights_only=True)``); return the path. Same seed, same
+    bytes (with the same PyTorch)."""
+    return _save(seeded_inception_state_dict(seed), path)
+
+
 def make_seeded_vgg16_weights(path: str | os.PathLike, seed: int = 0) -> str:
-    """Write :func:`seeded_vgg16_state_dict` to ``path``; return the path."""
-    torch.save(seeded_vgg16_state_dict(seed), str(path))
+    """Write :func:`seeded_vgg16_state_dict` to ``path`` (about 550 MB, as the official
+    file); return the path."""
+    return _save(seeded_vgg16_state_dict(seed), path)
+
+
+def _seeded_torchvision_state_dict(build, seed: int) -> dict[str, torch.Tensor]:
+    """Keys and shapes of a torchvision model's state dict; He-normal weights, small biases."""
+    generator = torch.Generator().manual_seed(seed)
+    shapes = {k: tuple(v.shape) for k, v in build(weights=None).state_dict().items()}
+    return {k: (_he_normal(s, generator) if len(s) > 1 else torch.randn(s, generator=generator).mul_(0.01))
+            for k, s in shapes.items()}
+
+
+def make_seeded_alexnet_weights(path: str | os.PathLike, seed: int = 0) -> str:
+    """Write a torchvision AlexNet state dict (keys of ``alexnet-owt-7be5be79.pth``) drawn
+    from ``seed`` to ``path``; return the path."""
+    import torchvision
+
+    torch.save(_seeded_torchvision_state_dict(torchvision.models.alexnet, seed), str(path))
+    return str(path)
+
+
+def make_seeded_squeezenet_weights(path: str | os.PathLike, seed: int = 0) -> str:
+    """Write a torchvision SqueezeNet 1.1 state dict (keys of ``squeezenet1_1-b8a52dc0.pth``)
+    drawn from ``seed`` to ``path``; return the path."""
+    import torchvision
+
+    torch.save(_seeded_torchvision_state_dict(torchvision.models.squeezenet1_1, seed), str(path))
     return str(path)

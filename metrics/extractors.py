@@ -1,0 +1,25 @@
+"""The built-in feature extractors (the built-in module of
+``ganbench.registries.feature_extractors``).
+
+Importing this module registers every built-in factory
+``build(weights=None, device="cpu") -> FeatureExtractor``:
+
+==========================  ===========================  ==================================
+name                        provides                     module
+==========================  ===========================  ==================================
+``inception-v3-compat``     pool, logits, logits_biased  :mod:`ganbench.metrics.inception`
+``vgg16``                   fc2, fc2_relu                :mod:`ganbench.metrics.vgg16`
+``lenet-mnist``, ...        (see the module)             :mod:`ganbench.metrics.lenet`
+==========================  ===========================  ==================================
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+import ganbench.metrics.inception  # noqa: F401  (registers inception-v3-compat)
+import ganbench.metrics.vgg16  # noqa: F401  (registers vgg16)
+
+# The LeNet extractors live in their own module, which may not exist in every checkout.
+if importlib.util.find_spec("ganbench.metrics.lenet") is not None:
+    importlib.import_module("ganbench.metrics.lenet")
