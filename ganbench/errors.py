@@ -22,6 +22,9 @@ class UnknownNameError(GanbenchError, KeyError):
         known = sorted(known)
         self.kind, self.name, self.known = kind, name, known
         close = difflib.get_close_matches(name, known, n=1)
+        if not close:  # a misspelt prefix of a long name ("incepton" -> "inception-v3-compat")
+            heads = {k[:len(name) + 1]: k for k in known}
+            close = [heads[h] for h in difflib.get_close_matches(name, list(heads), n=1, cutoff=0.75)]
         hint = f" Did you mean {close[0]!r}?" if close else ""
         listing = ", ".join(known) if known else "(none registered)"
         super().__init__(f"unknown {kind} {name!r}.{hint} Known {kind}s: {listing}")

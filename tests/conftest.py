@@ -20,6 +20,20 @@ def shared_data_dir() -> Path | None:
     return None
 
 
+def pytest_configure(config):
+    """Session-wide defaults, in place before any fixture of any scope runs."""
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="ganbench-tests-"))
+    os.environ.setdefault("GANBENCH_CACHE_DIR", str(root / "cache"))
+    os.environ.setdefault("GANBENCH_RESULTS", str(root / "results.sqlite"))
+    os.environ.setdefault("GANBENCH_HOME", str(root / "home"))
+    os.environ["GANBENCH_OFFLINE"] = "1"
+    data = shared_data_dir()
+    if data is not None:
+        os.environ["GANBENCH_DATA_DIR"] = str(data)
+
+
 @pytest.fixture(autouse=True)
 def _private_state(tmp_path_factory, monkeypatch):
     root = tmp_path_factory.getbasetemp() / "ganbench-state"

@@ -1,0 +1,145 @@
+"""``ganbench models`` (list / show) and ``ganbench datasets``."""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import re
+
+import click
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def _short(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def field_comments(cls: type) -> dict[str, str]:
+    """The ``# comment`` after each field of a config dataclass (its documentation)."""
+    comments: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            source = inspect.getsource(klass)
+        except (OSError, TypeError):
+            continue
+        for m in re.finditer(r"^\s+(\w+)\s*:[^=\n]*=[^#\n]*#\s*(.+)$", source, re.MULTILINE):
+            comments[m.group(1)] = m.group(2).strip()
+    return comments
+
+
+@click.group("models", invoke_without_command=True)
+@click.option("--filter", "pattern", default=None, metavar="PATTERN", help="Shell-style name filter, e.g. '*gan*'.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def models_cmd(ctx, pattern, as_json):
+    """List the registered models (`ganbench models show NAME` for one).
+
+    \b
+    Examples:
+      ganbench models
+      ganbench models --filter '*dc*'
+      ganbench models show dcgan
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from ganbench.models.base import model_info
+    from ganbench.registries import models
+
+    rows, records = [], []
+    for entry in models.entries():
+        if pattern and entry.name not in models.names(pattern):
+            continue
+        info = model_info(entry.name)
+        third = entry.origin != "builtin"
+        datasets = ", ".join(info.defaults) or "-"
+        records.append({"name": entry.name, "paper": info.paper, "year": info.year, "task": info.task,
+                        "arxiv": info.arxiv, "datasets": list(info.defaults), "origin": entry.origin,
+                        "third_party": third})
+        name = f"{entry.name} *" if third else entry.name
+        rows.append([name, _short(info.paper, 48), str(info.year), info.task, datasets])
+    if as_json:
+        click.echo(json.dumps(records, indent=1))
+        return
+    if not rows:
+        click.echo("no models match" if pattern else "no models registered")
+        return
+    click.echo(_table(rows, ["model", "paper", "year", "task", "datasets with paper defaults"]))
+    if any(r["third_party"] for r in records):
+        click.echo("\n* third-party (installed plug-in)")
+
+
+@models_cmd.command("show")
+@click.argument("name")
+@click.option("--dataset", "-d", default=None, help="Show the hyperparameters resolved for this dataset.")
+def show_cmd(name, dataset):
+    """Paper, task and hyperparameters (with their paper defaults) of one model."""
+    from ganbench.models.base import config_fields, model_info, resolve_config
+    from ganbench.registries import models
+
+    info = model_info(name)
+    entry = models.entry(name)
+    click.echo(f"{name}: {info.paper} ({info.year})")
+    if info.authors:
+        click.echo(f"  authors:   {info.authors}")
+    if info.arxiv:
+        click.echo(f"  arXiv:     https://arxiv.org/abs/{info.arxiv}")
+    click.echo(f"  task:      {info.task}")
+    if info.description:
+        click.echo(f"  about:     {info.description}")
+    if info.reference_code:
+        click.echo(f"  follows:   {info.reference_code}")
+    click.echo(f"  origin:    {entry.origin}")
+    if dataset:
+        from ganbench.data import dataset_info, parse_name
+
+        config = resolve_config(name, parse_name(dataset).key, data=dataset_info(dataset))
+        defaults = dataclasses.asdict(config)
+        title = f"hyperparameters for {dataset} (--set NAME=VALUE)"
+    else:
+        defaults = {f.name: f.default for f in dataclasses.fields(info.config)}
+        title = "hyperparameters (--set NAME=VALUE)"
+    comments = field_comments(info.config)
+    hints = config_fields(info.config)
+    rows = [[k, getattr(hints[k], "__name__", str(hints[k])), repr(v), comments.get(k, "")]
+            for k, v in defaults.items()]
+    click.echo(f"\n{title}:")
+    click.echo(_table(rows, ["name", "type", "default", "meaning"]))
+    if info.defaults:
+        click.echo("\npaper defaults per dataset (applied over the above):")
+        for ds, values in info.defaults.items():
+            click.echo(f"  {ds}: " + ", ".join(f"{k}={v!r}" for k, v in values.items()))
+
+
+@click.command("datasets")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def datasets_cmd(as_json):
+    """List the datasets `ganbench train --dataset` and `eval --reference NAME:SPLIT` accept.
+
+    \b
+    Data live in $GANBENCH_DATA_DIR (torchvision layout); datasets marked * are
+    third-party plug-ins.
+    """
+    from ganbench.registries import datasets
+
+    rows, records = [], []
+    for entry in datasets.entries():
+        meta = entry.metadata
+        name = f"{entry.name}:PATH" if meta.get("takes_path") else entry.name
+        size = meta.get("image_size")
+        records.append({"name": name, "origin": entry.origin, **{k: v for k, v in meta.items()}})
+        rows.append([name + (" *" if entry.origin != "builtin" else ""),
+                     str(meta.get("channels", "?")) if not meta.get("takes_path") else "any",
+                     str(meta.get("num_classes") or "-"), f"{size}x{size}" if size else "any",
+                     meta.get("description", "")])
+    if as_json:
+        click.echo(json.dumps(records, indent=1))
+        return
+    click.echo(_table(rows, ["dataset", "channels", "classes", "native size", "description"]))
+    click.echo("\nsplits: train, test (e.g. --reference mnist:test)")

@@ -1,0 +1,375 @@
+"""The one training loop, shared by every model.
+
+It never looks at a model's name: the difference between GANs lives in each model's
+``train_step`` (see :mod:`ganbench.models.base`). Per step, the loop
+
+1. takes the seeded batch for that step (:meth:`ganbench.data.TrainData.batches`),
+2. calls ``model.train_step(batch, step, ctx)``,
+3. updates the optional EMA copy of the generator,
+4. every ``log_every`` steps appends the losses to ``metrics.jsonl`` and the progress bar,
+5. every ``sample_every`` steps writes ``samples/step-NNNNNNN.png`` from fixed noise,
+6. every ``eval_every`` steps calls the ``evaluate`` callback (results in ``eval.jsonl``),
+7. every ``checkpoint_every`` steps and at the end writes ``checkpoint.safetensors``.
+
+Reproducibility: model init, data order, latents and the global RNG are all derived from
+``seed`` inside a fork of the global RNG (the caller's RNG is untouched); everything is
+checkpointed, so on CPU the same command gives the same checkpoint, and a resumed run
+ends with the same weights as an uninterrupted one. On CUDA, AMP and channels_last are on
+by default (``amp=False`` turns both off).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+import ganbench
+from ganbench.checkpoints import (CHECKPOINT_NAME, checkpoint_meta, collect_state, read_checkpoint,
+                                  restore_state, save_checkpoint)
+from ganbench.data import get_dataset, dataset_info, parse_name
+from ganbench.errors import GanbenchError
+from ganbench.generative import GenerativeModel, sample_latents
+from ganbench.images import float_to_uint8
+from ganbench.models.base import Batch, GANModel, TrainContext, create_model, resolve_config
+
+# evaluate(generator, step) -> {metric: value}; the generator is in eval mode.
+EvaluateFn = Callable[[GenerativeModel, int], dict[str, Any]]
+
+NUM_FIXED_SAMPLES = 64
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Everything that defines a training run (``ganbench train`` maps 1:1 onto it)."""
+
+    model: str  # registered model name
+    dataset: str = "digits"  # dataset name (``ganbench datasets``)
+    steps: int = 1000  # generator steps (train_step calls) in total
+    batch_size: int = 64  # real images per step
+    seed: int = 0  # seeds init, data order, latents
+    device: str = "cpu"  # "cpu", "cuda", "cuda:1"
+    out: str | None = None  # run folder; None writes nothing (tests, benchmarks)
+    overrides: dict[str, Any] = field(default_factory=dict)  # hyperparameters (--set k=v)
+    resume: bool = False  # continue from out/checkpoint.safetensors
+    ema: float | None = None  # EMA decay of the generator (e.g. 0.999); None: no EMA
+    amp: bool = True  # mixed precision + channels_last on CUDA (ignored on CPU)
+    log_every: int = 10  # steps between metrics.jsonl lines / progress updates
+    sample_every: int = 500  # steps between sample grids (0: only at the end)
+    checkpoint_every: int = 1000  # steps between checkpoints (always one at the end)
+    eval_every: int = 0  # steps between evaluate() calls (0: never)
+    num_workers: int = 0  # data-loading processes for file-backed datasets
+    progress: bool = True  # tqdm progress bar
+
+
+@dataclass
+class TrainResult:
+    model: GANModel
+    generator: GenerativeModel  # the EMA generator when the run keeps one
+    step: int
+    losses: dict[str, float]
+    out: Path | None
+    checkpoint: Path | None
+    seconds: float
+
+
+# keys a resumed run must share with its checkpoint
+_RESUME_KEYS = ("dataset", "batch_size", "seed", "ema")
+
+
+def train(model: str | TrainOptions | None = None, dataset: str | None = None, *,
+          evaluate: EvaluateFn | None = None, **kwargs: Any) -> TrainResult:
+    """Train a registered model; see :class:`TrainOptions` (given whole or as keywords).
+
+    Args:
+        evaluate: optional ``evaluate(generator, step) -> {metric: value}`` called every
+            ``eval_every`` steps (e.g. a closure over :func:`ganbench.evaluation.evaluate`).
+
+    Example::
+
+        train("dcgan", "mnist", steps=2000, out="runs/dcgan", ema=0.999)
+    """
+    if isinstance(model, TrainOptions):
+        if dataset is not None or kwargs:
+            raise TypeError("pass either TrainOptions or keywords, not both")
+        options = model
+    else:
+        if model is not None:
+            kwargs["model"] = model
+        if dataset is not None:
+            kwargs["dataset"] = dataset
+        unknown = sorted(set(kwargs) - set(TrainOptions.__dataclass_fields__))
+        if unknown:
+            raise GanbenchError(f"unknown training option(s) {', '.join(unknown)}; valid: "
+                                f"{', '.join(TrainOptions.__dataclass_fields__)}")
+        options = TrainOptions(**kwargs)
+    return _Run(options, evaluate).run()
+
+
+def resolve_device(device: str) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise GanbenchError(f"bad device {device!r}: use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise GanbenchError("device 'cuda' requested but CUDA is not available; use --device cpu")
+    return dev
+
+
+def prepare_run_dir(out: Path, resume: bool) -> bool:
+    """Create ``out``; refuse a non-empty one unless resuming. Returns True if a checkpoint exists."""
+    has_checkpoint = (out / CHECKPOINT_NAME).is_file()
+    if out.exists() and not out.is_dir():
+        raise GanbenchError(f"--out {str(out)!r} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()) and not resume:
+        raise GanbenchError(f"run folder {str(out)!r} exists and is not empty; pass --resume to "
+                            f"continue it, or choose another --out (results are never overwritten)")
+    out.mkdir(parents=True, exist_ok=True)
+    return has_checkpoint
+
+
+class _Run:
+    def __init__(self, options: TrainOptions, evaluate: EvaluateFn | None):
+        o = options
+        if o.steps < 1 or o.batch_size < 1:
+            raise GanbenchError("--steps and --batch-size must be at least 1")
+        if o.ema is not None and not 0.0 < o.ema < 1.0:
+            raise GanbenchError(f"--ema must lie strictly between 0 and 1 (e.g. 0.999), got {o.ema}")
+        for name in ("log_every", "sample_every", "checkpoint_every", "eval_every"):
+            if getattr(o, name) < 0:
+                raise GanbenchError(f"{name} must be >= 0")
+        self.o, self.evaluate = o, evaluate
+        self.out = Path(o.out).expanduser() if o.out is not None else None
+
+    # -- setup ----------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        o = self.o
+        device = resolve_device(o.device)
+        data_name = parse_name(o.dataset)
+        if data_name.split:
+            raise GanbenchError(f"train on a dataset name, not a split: {o.dataset!r} -> "
+                                f"{str(data_name)!r} (training uses the train split)")
+        info = dataset_info(o.dataset)
+        config = resolve_config(o.model, data_name.key, o.overrides, data=info)
+        resume_from = None
+        if self.out is not None:
+            if prepare_run_dir(self.out, o.resume) and o.resume:
+                resume_from = self.out / CHECKPOINT_NAME
+            elif o.resume:
+                print(f"ganbench: no checkpoint in {self.out}; starting from step 0")
+        data = get_dataset(o.dataset, "train", resolution=config.image_size, channels=config.channels)
+
+        rng_devices = [device] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=rng_devices):  # the caller's global RNG is untouched
+            torch.manual_seed(o.seed)
+            model = create_model(o.model, config)
+            ctx = TrainContext(device, seed=o.seed + 1, amp=o.amp, channels_last=o.amp)
+            model.to(device)
+            if ctx.channels_last:
+                model.to(memory_format=torch.channels_last)
+            ema = None
+            if o.ema is not None:
+                ema = copy.deepcopy(model.generator).requires_grad_(False)
+            start = 0
+            if resume_from is not None:
+                start = self._restore(resume_from, model, ema, ctx, config)
+            if self.out is not None:
+                self._write_run_json(config, start)
+            return self._loop(model, ema, ctx, data, start, config)
+
+    def _restore(self, path: Path, model, ema, ctx, config) -> int:
+        tensors, meta = read_checkpoint(path)
+        train_meta = meta.get("train", {})
+        mine = self._train_meta()
+        diffs = [f"{k}: {train_meta.get(k)!r} -> {mine[k]!r}" for k in _RESUME_KEYS
+                 if train_meta.get(k) != mine[k]]
+        if meta.get("model") != self.o.model:
+            diffs.insert(0, f"model: {meta.get('model')!r} -> {self.o.model!r}")
+        saved_config = meta.get("config", {})
+        diffs += [f"{k}: {saved_config.get(k)!r} -> {v!r}" for k, v in config.to_dict().items()
+                  if saved_config.get(k) != v]
+        if diffs:
+            raise GanbenchError(f"cannot resume {str(path)!r} with different settings ({'; '.join(diffs)})")
+        step = int(meta["step"])
+        if step > self.o.steps:
+            raise GanbenchError(f"the checkpoint is at step {step}, beyond --steps {self.o.steps}")
+        restore_state(model, ema, ctx, tensors, meta)
+        self._truncate_log("metrics.jsonl", step)
+        self._truncate_log("eval.jsonl", step)
+        return step
+
+    def _train_meta(self) -> dict[str, Any]:
+        o = self.o
+        return {"dataset": o.dataset, "batch_size": o.batch_size, "seed": o.seed, "ema": o.ema,
+                "steps": o.steps, "amp": o.amp, "device": o.device}
+
+    def _write_run_json(self, config, start: int) -> None:
+        run = {"ganbench_version": ganbench.__version__, "torch_version": torch.__version__,
+               "options": asdict(self.o), "config": config.to_dict(), "started_at_step": start}
+        _atomic_write_text(self.out / "run.json", json.dumps(run, indent=1) + "\n")
+
+    def _truncate_log(self, name: str, step: int) -> None:
+        """Drop log lines a killed run wrote after its last checkpoint."""
+        path = self.out / name
+        if not path.is_file():
+            return
+        keep = []
+        for line in path.read_text().splitlines():
+            try:
+                if json.loads(line).get("step", 0) <= step:
+                    keep.append(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by the kill
+        _atomic_write_text(path, "".join(l + "\n" for l in keep))
+
+    # -- the loop -------------------------------------------------------------------
+    def _loop(self, model: GANModel, ema, ctx: TrainContext, data, start: int, config) -> TrainResult:
+        o, out = self.o, self.out
+        latent = model.generator.latent
+        fixed_z, fixed_labels = sample_latents(latent, NUM_FIXED_SAMPLES,
+                                               torch.Generator().manual_seed(o.seed + 1_000_003))
+        if latent.num_classes:
+            fixed_labels = torch.arange(NUM_FIXED_SAMPLES) % latent.num_classes
+        labelled = data.num_classes > 0
+        batches = data.batches(o.batch_size, o.seed, start_step=start, num_workers=o.num_workers)
+        bar = _progress(o.progress, o.steps, start, f"{o.model} {o.dataset}")
+        losses: dict[str, float] = {}
+        checkpoint = None
+        t_start = t_log = time.perf_counter()
+        steps_since_log = 0
+        try:
+            for step in range(start, o.steps):
+                images, labels = next(batches)
+                batch = Batch(ctx.images(images.to(device=ctx.device, non_blocking=True)),
+                              labels.to(ctx.device, non_blocking=True) if labelled else None)
+                model.train()
+                raw = model.train_step(batch, step, ctx)
+                if ema is not None:
+                    _ema_update(ema, model.generator, o.ema)
+                done = step + 1
+                steps_since_log += 1
+                bar.update(1)
+                last = done == o.steps
+                if (o.log_every and done % o.log_every == 0) or last:
+                    losses = {k: float(v) for k, v in raw.items()}
+                    if not all(math.isfinite(v) for v in losses.values()):
+                        raise GanbenchError(f"{o.model} diverged at step {done}: losses {losses}")
+                    now = time.perf_counter()
+                    rate = steps_since_log / max(now - t_log, 1e-9)
+                    t_log, steps_since_log = now, 0
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()}, refresh=False)
+                    if out is not None:
+                        _append_jsonl(out / "metrics.jsonl", {"step": done, **losses, "it_s": round(rate, 3),
+                                                              "time": round(now - t_start, 3)})
+                sample_gen = ema if ema is not None else model.generator
+                if out is not None and ((o.sample_every and done % o.sample_every == 0) or last):
+                    self._write_samples(sample_gen, fixed_z, fixed_labels, ctx, done)
+                if self.evaluate is not None and o.eval_every and (done % o.eval_every == 0 or last):
+                    results = self._run_evaluate(sample_gen, done)
+                    if out is not None:
+                        _append_jsonl(out / "eval.jsonl", {"step": done, **results})
+                if out is not None and ((o.checkpoint_every and done % o.checkpoint_every == 0) or last):
+                    checkpoint = self._save(model, ema, ctx, config, done)
+        finally:
+            bar.close()
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
+        generator = ema if ema is not None else model.generator
+        return TrainResult(model, generator, o.steps, losses, out, checkpoint, time.perf_counter() - t_start)
+
+    def _save(self, model, ema, ctx, config, step: int) -> Path:
+        tensors, extra = collect_state(model, ema, ctx)
+        meta = checkpoint_meta(model=self.o.model, config=config.to_dict(), step=step,
+                               dataset=self.o.dataset, seed=self.o.seed, latent=model.generator.latent,
+                               extra={"train": self._train_meta(), **extra})
+        path = self.out / CHECKPOINT_NAME
+        save_checkpoint(path, tensors, meta)
+        return path
+
+    @torch.no_grad()
+    def _write_samples(self, generator: GenerativeModel, z, labels, ctx: TrainContext, step: int) -> None:
+        was_training = generator.training
+        generator.eval()
+        try:
+            with ctx.autocast():
+                images = generator.generate(z.to(ctx.device), None if labels is None else labels.to(ctx.device))
+        finally:
+            generator.train(was_training)
+        grid = make_grid_uint8(float_to_uint8(images.float().cpu(), generator.latent.output_range))
+        path = self.out / "samples" / f"step-{step:07d}.png"
+        path.parent.mkdir(exist_ok=True)
+        save_png(grid, path)
+
+    def _run_evaluate(self, generator: GenerativeModel, step: int) -> dict[str, Any]:
+        was_training = generator.training
+        generator.eval()
+        devices = [self.o.device] if torch.device(self.o.device).type == "cuda" else []
+        try:
+            with torch.random.fork_rng(devices=devices):  # evaluation must not perturb training
+                return dict(self.evaluate(generator, step))
+        finally:
+            generator.train(was_training)
+
+
+@torch.no_grad()
+def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, beta: float) -> None:
+    for p_ema, p in zip(ema.parameters(), model.parameters()):
+        p_ema.lerp_(p.detach(), 1.0 - beta)
+    for b_ema, b in zip(ema.buffers(), model.buffers()):
+        b_ema.copy_(b)
+
+
+def make_grid_uint8(images: torch.Tensor, nrow: int = 8, pad: int = 2) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> one uint8 (C, H', W') grid image, rows of ``nrow``."""
+    n, c, h, w = images.shape
+    nrow = min(nrow, n)
+    rows = math.ceil(n / nrow)
+    grid = torch.zeros(c, rows * (h + pad) + pad, nrow * (w + pad) + pad, dtype=torch.uint8)
+    for i in range(n):
+        r, k = divmod(i, nrow)
+        top, left = pad + r * (h + pad), pad + k * (w + pad)
+        grid[:, top:top + h, left:left + w] = images[i]
+    return grid
+
+
+def save_png(image: torch.Tensor, path: Path) -> None:
+    """Write a uint8 (C, H, W) image atomically."""
+    from PIL import Image
+
+    arr = image.permute(1, 2, 0).numpy()
+    pil = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    pil.save(tmp, format="PNG")
+    os.replace(tmp, path)
+
+
+def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _progress(enabled: bool, total: int, initial: int, desc: str):
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, unit="it", dynamic_ncols=True, smoothing=0.1)
+
+
+class _NoBar:
+    def update(self, n): pass
+    def set_postfix(self, *a, **k): pass
+    def close(self): pass

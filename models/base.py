@@ -1,0 +1,438 @@
+"""The model API: how a GAN is written for ganbench.
+
+A model is one file, ``models/<paper>.py``, with four parts::
+
+    '''DCGAN: Radford, Metz & Chintala, "Unsupervised Representation Learning with Deep
+    Convolutional Generative Adversarial Networks", ICLR 2016. arXiv:1511.06434.'''
+    from dataclasses import dataclass
+    from ganbench.models.base import GANModel, ModelConfig, register_model, Batch, TrainContext
+
+    @dataclass(frozen=True)
+    class DCGANConfig(ModelConfig):          # 1. hyperparameters, a comment per field
+        z_dim: int = 100  # length of z
+        lr: float = 2e-4  # Adam learning rate, G and D
+
+    class DCGAN(GANModel):                   # 2. networks, optimizers, the paper's step
+        def __init__(self, config: DCGANConfig):
+            super().__init__(config)
+            self.generator = MyGenerator(...)   # a ganbench.generative.GenerativeModel
+            self.discriminator = MyDiscriminator(...)
+            self.opt_g = torch.optim.Adam(self.generator.parameters(), config.lr)
+            self.opt_d = torch.optim.Adam(self.discriminator.parameters(), config.lr)
+
+        def train_step(self, batch: Batch, step: int, ctx: TrainContext) -> dict:
+            z, _ = ctx.latents(self.generator.latent, len(batch.images))
+            with ctx.autocast():
+                loss_d = ...
+            ctx.backward_step(loss_d, self.opt_d)
+            ...
+            return {"loss_d": loss_d, "loss_g": loss_g}   # floats or 0-d tensors
+
+    @register_model("dcgan", config=DCGANConfig,       # 3. registration + 4. paper defaults
+                    paper="Unsupervised Representation Learning with DCGANs",
+                    arxiv="1511.06434", year=2015, task="unconditional",
+                    defaults={"mnist": {"image_size": 32}, "cifar10": {"image_size": 64}},
+                    tiny={"g_channels": 16, "d_channels": 16})  # for the test suite
+    def build(config: DCGANConfig) -> DCGAN:
+        return DCGAN(config)
+
+The test suite (``tests/test_models.py``) picks every registered model up: it checks the
+declaration (a comment on every config field, the arXiv id in the module docstring),
+runs one ``train_step``, and for unconditional / class-conditional models trains the
+``tiny`` config on MNIST for ``test_steps`` steps and requires a clearly better FID in
+the ``lenet-mnist`` feature space than the untrained generator's.
+
+Rules the harness (:mod:`ganbench.training`) relies on:
+
+* The model owns its networks and optimizers. Optimizers are any attributes holding a
+  ``torch.optim.Optimizer`` (found by :meth:`GANModel.optimizers`; checkpointed by
+  attribute name). Learning-rate schedules are functions of ``step`` applied inside
+  ``train_step`` so a resumed run matches an uninterrupted one.
+* ``self.generator`` is a :class:`~ganbench.generative.GenerativeModel` with a
+  ``latent`` (:class:`~ganbench.generative.LatentSpec`): what evaluation and sampling
+  use, and what the harness keeps an EMA copy of.
+* Randomness comes from ``ctx``: ``ctx.latents(...)`` / ``ctx.generator`` (seeded and
+  checkpointed); dropout and other global-RNG users are covered because the harness
+  seeds and checkpoints the global RNG inside its own fork of it.
+* Losses run under ``with ctx.autocast():`` and are applied with
+  ``ctx.backward_step(loss, optimizer)`` (zero grad, backward, AMP scaling, step).
+* Every hyperparameter lives in the config dataclass; ``image_size``, ``channels``
+  and ``num_classes`` come from the dataset unless the model's ``defaults`` or the user
+  (``--set k=v``) override them. Invalid combinations raise
+  :class:`~ganbench.errors.GanbenchError` in ``__post_init__`` or ``build``.
+
+Third-party packages register models the same way and expose the factory through the
+``ganbench.models`` entry-point group (``mygan = "mypkg.gan:build"``).
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from ganbench.errors import GanbenchError, UnknownNameError
+from ganbench.generative import GenerativeModel, LatentSpec
+from ganbench.registries import models
+
+TASKS = ("unconditional", "class-conditional", "paired translation", "unpaired translation",
+         "text-to-image", "restoration", "representation learning")
+
+
+# ---------------------------------------------------------------------------------------
+# Hyperparameters
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelConfig:
+    """Fields every model config has. Subclass it (frozen) and add the paper's hyperparameters."""
+
+    image_size: int = 32  # output height = width in pixels; default: the dataset's
+    channels: int = 1  # image channels, 1 (gray) or 3 (RGB); default: the dataset's
+    num_classes: int = 0  # label classes for conditional models; default: the dataset's
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+def _jsonable(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def config_fields(cls: type[ModelConfig]) -> dict[str, Any]:
+    """Field name -> resolved type hint."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def coerce(value: Any, hint: Any, *, what: str) -> Any:
+    """Convert ``value`` (a CLI string or a JSON value) to type ``hint``.
+
+    Supported: int, float, bool, str, ``X | None`` ("none"), ``tuple[X, ...]``
+    (comma-separated), ``Literal[...]``.
+    """
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if type(None) in args and (value is None or (isinstance(value, str) and value.lower() in ("none", "null"))):
+            return None
+        inner = [a for a in args if a is not type(None)]
+        errors = []
+        for a in inner:
+            try:
+                return coerce(value, a, what=what)
+            except GanbenchError as exc:
+                errors.append(str(exc))
+        raise GanbenchError(errors[0] if errors else f"{what}: bad value {value!r}")
+    if origin is typing.Literal:
+        for a in args:
+            if value == a or (isinstance(value, str) and str(a) == value):
+                return a
+        raise GanbenchError(f"{what} must be one of {', '.join(map(repr, args))}, got {value!r}")
+    if origin is tuple:
+        items = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
+        elem = args[0] if args else str
+        if len(args) == 2 and args[1] is Ellipsis or len(args) <= 1:
+            return tuple(coerce(v, elem, what=what) for v in items)
+        if len(items) != len(args):
+            raise GanbenchError(f"{what} expects {len(args)} comma-separated values, got {value!r}")
+        return tuple(coerce(v, a, what=what) for v, a in zip(items, args))
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise GanbenchError(f"{what} expects true/false, got {value!r}")
+    if hint in (int, float):
+        if isinstance(value, bool):
+            raise GanbenchError(f"{what} expects {hint.__name__}, got {value!r}")
+        try:
+            if hint is int:
+                if isinstance(value, float) and not value.is_integer():
+                    raise ValueError
+                return int(value) if not isinstance(value, str) else int(value.strip())
+            return float(value)
+        except (TypeError, ValueError):
+            raise GanbenchError(f"{what} expects {hint.__name__}, got {value!r}") from None
+    if hint is str:
+        return str(value)
+    if isinstance(hint, type) and isinstance(value, hint):
+        return value
+    raise GanbenchError(f"{what}: cannot set a value of type {_type_name(hint)} from {value!r}")
+
+
+def make_config(cls: type[ModelConfig], values: dict[str, Any], *, model: str = "model") -> ModelConfig:
+    """Build ``cls`` from ``values`` (strings or JSON values), checking names and types."""
+    fields = config_fields(cls)
+    out = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise UnknownNameError(f"{model} hyperparameter", key, fields)
+        out[key] = coerce(value, fields[key], what=f"{model} hyperparameter {key!r}")
+    try:
+        return cls(**out)
+    except GanbenchError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise GanbenchError(f"{model}: invalid hyperparameters: {exc}") from None
+
+
+def parse_overrides(items: typing.Iterable[str]) -> dict[str, str]:
+    """``["lr=2e-4", "z_dim=64"]`` -> ``{"lr": "2e-4", "z_dim": "64"}``."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise GanbenchError(f"bad --set {item!r}: expected NAME=VALUE, e.g. --set lr=2e-4")
+        out[key.strip()] = value.strip()
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Registration
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelInfo:
+    """What ``ganbench models`` shows about a model."""
+
+    name: str
+    config: type  # the ModelConfig subclass
+    paper: str  # paper title
+    year: int
+    task: str  # one of TASKS
+    arxiv: str | None = None  # arXiv id, e.g. "1511.06434"
+    authors: str | None = None
+    defaults: dict[str, dict[str, Any]] = field(default_factory=dict)  # dataset -> {field: value}
+    description: str = ""
+    reference_code: str | None = None  # the code the implementation follows, if any
+    tiny: dict[str, Any] = field(default_factory=dict)  # overrides making it small for tests
+    test_steps: int = 300  # steps after which `tiny` on MNIST must clearly beat the untrained FID
+
+    def defaults_for(self, dataset: str | None) -> dict[str, Any]:
+        return dict(self.defaults.get(dataset or "", {}))
+
+
+def register_model(name: str, *, config: type, paper: str, year: int, task: str,
+                   arxiv: str | None = None, authors: str | None = None,
+                   defaults: dict[str, dict[str, Any]] | None = None, description: str = "",
+                   reference_code: str | None = None, tiny: dict[str, Any] | None = None,
+                   test_steps: int = 300) -> Callable:
+    """Decorator registering ``build(config) -> GANModel`` in ``ganbench.registries.models``.
+
+    Args:
+        config: the model's frozen :class:`ModelConfig` subclass.
+        paper, year, arxiv, authors: the paper the model implements.
+        task: one of :data:`TASKS`.
+        defaults: the paper's hyperparameters per dataset name (``"mnist"``,
+            ``"cifar10"``...), applied over the dataclass defaults.
+        tiny: hyperparameter overrides that make the model fast enough for the test
+            suite (narrow layers; same losses and architecture shape).
+        test_steps: training steps of the learning test (``tiny`` on MNIST, batch 64)
+            after which the generator must clearly beat its untrained FID.
+    """
+    if task not in TASKS:
+        raise GanbenchError(f"model {name!r}: task {task!r} is not one of {', '.join(TASKS)}")
+    if not (isinstance(config, type) and issubclass(config, ModelConfig)):
+        raise GanbenchError(f"model {name!r}: config must be a ModelConfig subclass")
+    defaults = defaults or {}
+    for values in [*defaults.values(), tiny or {}]:
+        make_config(config, values, model=name)  # fail at import on a typo in defaults
+    info = ModelInfo(name, config, paper, year, task, arxiv, authors, defaults, description, reference_code,
+                     dict(tiny or {}), test_steps)
+
+    def decorate(build: Callable) -> Callable:
+        build.model_info = info  # type: ignore[attr-defined]
+        existing = models._entries.get(name)  # noqa: SLF001 -- an entry-point placeholder
+        if existing is not None and isinstance(existing.target, str) and existing.origin.startswith("entry-point"):
+            existing.target, existing.metadata = build, {"info": info}
+            return build
+        origin = "builtin" if build.__module__.startswith("ganbench.") else "user"
+        models.register(name, build, origin=origin, info=info)
+        return build
+
+    return decorate
+
+
+def model_info(name: str) -> ModelInfo:
+    """The :class:`ModelInfo` of a registered model (UnknownNameError with a suggestion)."""
+    build = models.get(name)
+    info = getattr(build, "model_info", None)
+    if not isinstance(info, ModelInfo):
+        raise GanbenchError(f"model {name!r} ({models.entry(name).origin}) was not declared with "
+                            f"@register_model")
+    return info
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    return models.names(pattern)
+
+
+def resolve_config(name: str, dataset: str | None = None, overrides: dict[str, Any] | None = None,
+                   *, data: dict[str, Any] | None = None) -> ModelConfig:
+    """The config a run uses: dataclass defaults < the dataset's image_size/channels/
+    num_classes (``data``) < the model's defaults for ``dataset`` < ``overrides``."""
+    info = model_info(name)
+    values: dict[str, Any] = {}
+    for key in ("image_size", "channels", "num_classes"):
+        if data and data.get(key) is not None:
+            values[key] = data[key]
+    values.update(info.defaults_for(dataset))
+    values.update(overrides or {})
+    return make_config(info.config, values, model=name)
+
+
+def create_model(name: str, config: ModelConfig | None = None, *, dataset: str | None = None,
+                 overrides: dict[str, Any] | None = None, **hparams: Any) -> "GANModel":
+    """Build a registered model from ``config``, or from its paper defaults for ``dataset``
+    with ``overrides`` / keyword hyperparameters applied (``create_model("dcgan", dataset="mnist", lr_g=1e-4)``)."""
+    info = model_info(name)
+    if hparams:
+        if config is not None:
+            raise GanbenchError("pass either a config or hyperparameters, not both")
+        overrides = {**(overrides or {}), **hparams}
+    if config is None:
+        data = None
+        if dataset is not None:
+            from ganbench.data import dataset_info, parse_name
+
+            data, dataset = dataset_info(dataset), parse_name(dataset).key
+        config = resolve_config(name, dataset, overrides, data=data)
+    if not isinstance(config, info.config):
+        raise GanbenchError(f"model {name!r} needs a {info.config.__name__}, got {type(config).__name__}")
+    model = models.get(name)(config)
+    if not isinstance(model, GANModel):
+        raise GanbenchError(f"model {name!r}: build() returned {type(model).__name__}, not a GANModel")
+    if not isinstance(getattr(model, "generator", None), GenerativeModel):
+        raise GanbenchError(f"model {name!r}: .generator must be a ganbench.generative.GenerativeModel")
+    model.name = name
+    return model
+
+
+# ---------------------------------------------------------------------------------------
+# What a training step sees
+# ---------------------------------------------------------------------------------------
+@dataclass
+class Batch:
+    """One batch of training data, on the training device.
+
+    images: float (B, C, H, W) in [-1, 1] (channels_last on CUDA).
+    labels: int64 (B,) class labels, or None for unlabelled datasets.
+    extra: anything else a task needs (paired targets, text embeddings...).
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class TrainContext:
+    """Services the harness gives a model's ``train_step``.
+
+    Attributes:
+        device: the training device.
+        generator: seeded ``torch.Generator`` on ``device`` for the model's sampling.
+        amp: mixed precision on (CUDA only; bfloat16, or float16 with loss scaling).
+        channels_last: conv tensors use channels_last memory format (CUDA).
+    """
+
+    def __init__(self, device: torch.device | str = "cpu", *, seed: int = 0, amp: bool = False,
+                 channels_last: bool = False):
+        self.device = torch.device(device)
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.amp = bool(amp) and self.device.type == "cuda"
+        self.channels_last = bool(channels_last) and self.device.type == "cuda"
+        self.amp_dtype = torch.float16
+        if self.amp and torch.cuda.is_bf16_supported():
+            self.amp_dtype = torch.bfloat16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.amp_dtype == torch.float16)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Mixed-precision region for forward passes and losses (no-op without AMP)."""
+        if not self.amp:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def backward_step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, *,
+                      retain_graph: bool = False, clip_grad_norm: float | None = None) -> None:
+        """Zero ``optimizer``'s grads, backpropagate ``loss`` and step (with AMP scaling).
+
+        Gradients reaching parameters of other optimizers are left alone (each optimizer
+        zeroes its own before its backward).
+        """
+        optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward(retain_graph=retain_graph)
+        if clip_grad_norm is not None:
+            self.scaler.unscale_(optimizer)
+            params = [p for g in optimizer.param_groups for p in g["params"]]
+            torch.nn.utils.clip_grad_norm_(params, clip_grad_norm)
+        self.scaler.step(optimizer)
+        self.scaler.update()
+
+    def latents(self, latent: LatentSpec, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``n`` latents z (and uniform labels for conditional models) from ``ctx.generator``."""
+        if latent.z_dist == "normal":
+            z = torch.randn(n, latent.z_dim, device=self.device, generator=self.generator)
+        else:
+            z = torch.rand(n, latent.z_dim, device=self.device, generator=self.generator) * 2 - 1
+        labels = None
+        if latent.num_classes:
+            labels = torch.randint(0, latent.num_classes, (n,), device=self.device, generator=self.generator)
+        return z, labels
+
+    def images(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` in the memory format the run uses (channels_last on CUDA for 4-d tensors)."""
+        if self.channels_last and x.dim() == 4:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def state(self) -> dict[str, Any]:
+        return {"scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        if state.get("scaler") and self.scaler.is_enabled():
+            self.scaler.load_state_dict(state["scaler"])
+
+
+# ---------------------------------------------------------------------------------------
+# The model base class
+# ---------------------------------------------------------------------------------------
+class GANModel(nn.Module):
+    """Base class of trainable models (see the module docstring).
+
+    Subclasses set ``self.generator`` (a GenerativeModel), their other networks and
+    optimizers in ``__init__``, and implement :meth:`train_step`.
+    """
+
+    name: str = ""
+    generator: GenerativeModel
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+
+    def train_step(self, batch: Batch, step: int, ctx: TrainContext) -> dict[str, float | torch.Tensor]:
+        """One training iteration at ``step`` (0-based): every network update the paper
+        makes per generator step (n_critic etc.). Returns losses for the log."""
+        raise NotImplementedError
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """The model's optimizers by attribute name (checkpointed under these names)."""
+        return {k: v for k, v in sorted(vars(self).items()) if isinstance(v, torch.optim.Optimizer)}
+
+    @property
+    def latent(self) -> LatentSpec:
+        return self.generator.latent
+
+
+def set_requires_grad(module: nn.Module, flag: bool) -> None:
+    """Freeze/unfreeze a network (e.g. D during the generator update, to skip its grads)."""
+    for p in module.parameters():
+        p.requires_grad_(flag)

@@ -1,0 +1,137 @@
+"""SAGAN: Zhang, Goodfellow, Metaxas & Odena, "Self-Attention Generative Adversarial
+Networks", ICML 2019. arXiv:1805.08318.
+
+Following the paper (Sections 3-5):
+
+* Self-attention (Section 3): for a feature map x with C channels and N = H*W positions,
+  f(x) = W_f x, g(x) = W_g x, h(x) = W_h x (1 x 1 convolutions to C/8 channels),
+  s_ij = f(x_i)^T g(x_j), beta_{j,i} = softmax_i(s_ij) (row j of the attention map sums to
+  1 over the positions i it attends to), o_j = W_v (sum_i beta_{j,i} h(x_i)) with W_v a 1 x 1
+  convolution back to C channels, and y = gamma * o + x with the learnable scalar gamma
+  initialised to 0, so the network first relies on local cues.
+* Networks: the class-conditional ResNet G (conditional BatchNorm) and projection D of
+  Miyato & Koyama (:mod:`ganbench.models.projection`), with one self-attention block in
+  each at an intermediate resolution (the paper finds feat32/feat64 of 128 px best; here
+  the block sits at ``attention_resolution``, by default image_size / 2: 16 x 16 for
+  32 px MNIST, 32 x 32 at 64 px). Unconditional data (num_classes 0) give plain
+  BatchNorm in G and no projection term in D.
+* Spectral normalisation in *both* G and D (every convolution and linear layer,
+  attention included; not the conditional-BatchNorm embeddings).
+* Hinge loss; two-timescale update rule (TTUR): one D step per G step, Adam with
+  lr_d = 4e-4, lr_g = 1e-4, beta1 = 0, beta2 = 0.9; batch 256; no learning-rate decay.
+
+The official TensorFlow code (brain-research/self-attention-gan) computes h(x) at C/2
+channels and max-pools f/g/h; the paper's equations are followed instead.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from ganbench.errors import GanbenchError
+from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, register_model
+from ganbench.models.projection import Discriminator, Generator, check_resnet_config, hinge_step
+
+
+@dataclass(frozen=True)
+class SAGANConfig(ModelConfig):
+    num_classes: int = 10  # label classes (from the dataset); 0 trains an unconditional SAGAN
+    z_dim: int = 128  # length of the noise vector z
+    g_channels: int = 128  # G's residual-block width
+    d_channels: int = 128  # D's residual-block width
+    attention_resolution: int | None = None  # feature-map size of the attention blocks; None: image_size // 2
+    attention_ratio: int = 8  # k: f, g, h project to C / k channels
+    lr_g: float = 1e-4  # Adam learning rate of G (TTUR)
+    lr_d: float = 4e-4  # Adam learning rate of D (TTUR)
+    beta1: float = 0.0  # Adam beta1
+    beta2: float = 0.9  # Adam beta2
+    n_dis: int = 1  # D updates per G update (TTUR: 1)
+    lr_decay_steps: int | None = None  # linear decay to 0 over this many G steps; None: constant (paper)
+
+    def __post_init__(self):
+        check_resnet_config(self, "sagan", conditional_required=False)
+        if self.num_classes == 1:
+            raise GanbenchError("sagan: num_classes must be 0 (unconditional) or >= 2")
+        if self.attention_ratio < 1:
+            raise GanbenchError("sagan: attention_ratio must be >= 1")
+
+
+class SelfAttention(nn.Module):
+    """The SAGAN self-attention block (spectrally normalised 1 x 1 convolutions)."""
+
+    def __init__(self, channels: int, ratio: int = 8):
+        super().__init__()
+        inner = max(channels // ratio, 1)
+        self.f = spectral_norm(nn.Conv2d(channels, inner, 1, bias=False))
+        self.g = spectral_norm(nn.Conv2d(channels, inner, 1, bias=False))
+        self.h = spectral_norm(nn.Conv2d(channels, inner, 1, bias=False))
+        self.v = spectral_norm(nn.Conv2d(inner, channels, 1, bias=False))
+        self.gamma = nn.Parameter(torch.zeros(()))
+
+    def attention_map(self, x: torch.Tensor) -> torch.Tensor:
+        """beta: (B, N, N) with beta[b, j, i] = softmax_i f(x_i)^T g(x_j); rows sum to 1."""
+        f = self.f(x).flatten(2)  # (B, C', N): positions i
+        g = self.g(x).flatten(2)  # (B, C', N): positions j
+        s = torch.bmm(g.transpose(1, 2), f)  # s[b, j, i] = g(x_j) . f(x_i)
+        return torch.softmax(s.float(), dim=-1).to(x.dtype)
+
+    def forward(self, x: torch.Tensor, return_attention: bool = False):
+        b, _, hgt, wid = x.shape
+        beta = self.attention_map(x)
+        h = self.h(x).flatten(2)  # (B, C', N)
+        o = torch.bmm(h, beta.transpose(1, 2))  # o[:, :, j] = sum_i beta[j, i] h[:, :, i]
+        y = x + self.gamma * self.v(o.view(b, -1, hgt, wid))
+        return (y, beta) if return_attention else y
+
+
+def spectral_norm_all(module: nn.Module) -> None:
+    """Spectrally normalise every Conv2d and Linear inside ``module`` not already normalised."""
+    from torch.nn.utils.parametrize import is_parametrized
+
+    for m in list(module.modules()):
+        if isinstance(m, (nn.Conv2d, nn.Linear)) and not is_parametrized(m, "weight"):
+            spectral_norm(m)
+
+
+class SAGAN(GANModel):
+    def __init__(self, config: SAGANConfig):
+        super().__init__(config)
+        res = config.attention_resolution or config.image_size // 2
+        factory = functools.partial(SelfAttention, ratio=config.attention_ratio)
+        self.generator = Generator(config, attention=(res, factory))
+        spectral_norm_all(self.generator)
+        self.discriminator = Discriminator(config, attention=(res, factory))
+        betas = (config.beta1, config.beta2)
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr_g, betas=betas)
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr_d, betas=betas)
+        self.base_lrs = (config.lr_g, config.lr_d)
+
+    def train_step(self, batch: Batch, step: int, ctx: TrainContext) -> dict[str, torch.Tensor]:
+        c = self.config
+        if batch.labels is None and self.generator.latent.num_classes:
+            raise GanbenchError("sagan with num_classes > 0 needs labelled training data "
+                                "(or --set num_classes=0)")
+        out = hinge_step(self, batch, step, ctx, c.n_dis, c.lr_decay_steps)
+        out["gamma_g"] = self.generator.attention.gamma.detach()
+        out["gamma_d"] = self.discriminator.attention.gamma.detach()
+        return out
+
+
+_MNIST_LIKE = {"image_size": 32}
+
+
+@register_model(
+    "sagan", config=SAGANConfig, paper="Self-Attention Generative Adversarial Networks",
+    authors="Zhang, Goodfellow, Metaxas, Odena", arxiv="1805.08318", year=2018, task="class-conditional",
+    defaults={"mnist": _MNIST_LIKE, "fashion-mnist": _MNIST_LIKE,
+              "cifar10": {"image_size": 32, "channels": 3, "g_channels": 256, "d_channels": 256},
+              "celeba": {"image_size": 64, "channels": 3, "num_classes": 0}},
+    description="Self-attention in a spectrally normalised ResNet G (conditional BatchNorm) and "
+                "projection D; hinge loss; TTUR (lr_d 4e-4, lr_g 1e-4)",
+    reference_code="https://github.com/brain-research/self-attention-gan (read; paper equations followed)")
+def build(config: SAGANConfig) -> SAGAN:
+    return SAGAN(config)

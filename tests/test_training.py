@@ -1,0 +1,234 @@
+"""The training loop and checkpoints: determinism, exact resume, atomic writes, errors."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from ganbench.checkpoints import load_generator, read_checkpoint, save_checkpoint
+from ganbench.cli import main
+from ganbench.errors import GanbenchError, UnknownNameError
+from ganbench.training import TrainOptions, train
+
+TINY = {
+    "dcgan": {"g_channels": "4", "d_channels": "4", "image_size": "16"},
+    "gan": {"g_hidden": "16", "d_hidden": "8", "image_size": "8"},
+}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)  # tiny models: threads only add contention on shared CI cores
+
+
+def run(tmp_path, name="run", model="dcgan", steps=6, **kw):
+    kw.setdefault("overrides", TINY[model])
+    options = dict(model=model, dataset="digits", steps=steps, batch_size=16, seed=0,
+                   out=str(tmp_path / name), checkpoint_every=3, sample_every=3, progress=False)
+    options.update(kw)
+    return train(TrainOptions(**options))
+
+
+def tensors_of(path):
+    return read_checkpoint(path)[0]
+
+
+def test_same_command_same_checkpoint(tmp_path):
+    a = run(tmp_path, "a", ema=0.9)
+    b = run(tmp_path, "b", ema=0.9)
+    assert read_checkpoint(a.checkpoint)[1]["sha256"] == read_checkpoint(b.checkpoint)[1]["sha256"]
+    c = run(tmp_path, "c", ema=0.9, seed=1)
+    assert not torch.equal(tensors_of(a.checkpoint)["model.generator.net.0.weight"],
+                           tensors_of(c.checkpoint)["model.generator.net.0.weight"])
+
+
+@pytest.mark.parametrize("model,ema", [("dcgan", 0.9), ("gan", None)])  # BN+Adam+EMA; dropout+SGD schedule
+def test_resume_is_bit_exact(tmp_path, model, ema):
+    whole = run(tmp_path, "whole", model=model, steps=8, ema=ema)
+    run(tmp_path, "parts", model=model, steps=5, ema=ema)  # stops after step 5 (last checkpoint: 5)
+    resumed = run(tmp_path, "parts", model=model, steps=8, ema=ema, resume=True)
+    a, b = tensors_of(whole.checkpoint), tensors_of(resumed.checkpoint)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert read_checkpoint(whole.checkpoint)[1]["sha256"] == read_checkpoint(resumed.checkpoint)[1]["sha256"]
+    steps = [json.loads(line)["step"] for line in (tmp_path / "parts" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps))  # no duplicate log lines after the resume
+
+
+def test_outputs_of_a_run(tmp_path):
+    calls = []
+    before = torch.get_rng_state()
+    result = train(TrainOptions(
+        model="dcgan", dataset="digits", steps=6, batch_size=16, out=str(tmp_path / "run"), ema=0.9,
+        overrides=TINY["dcgan"], sample_every=3, checkpoint_every=3, eval_every=3, progress=False),
+        evaluate=lambda g, step: calls.append((step, g.training)) or {"score": float(step)})
+    assert torch.equal(before, torch.get_rng_state())  # the caller's global RNG is untouched
+    out = tmp_path / "run"
+    assert sorted(p.name for p in (out / "samples").iterdir()) == ["step-0000003.png", "step-0000006.png"]
+    assert calls == [(3, False), (6, False)]
+    assert [json.loads(line)["score"] for line in (out / "eval.jsonl").read_text().splitlines()] == [3.0, 6.0]
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert lines[-1]["step"] == 6 and {"loss_d", "loss_g", "it_s"} <= set(lines[-1])
+    sidecar = json.loads((out / "checkpoint.json").read_text())
+    assert sidecar["model"] == "dcgan" and sidecar["step"] == 6 and sidecar["seed"] == 0
+    assert sidecar["config"]["g_channels"] == 4 and sidecar["latent"]["z_dim"] == 100
+    assert len(sidecar["sha256"]) == 64 and sidecar["ganbench_version"]
+    assert result.generator is not result.model.generator  # the EMA copy
+
+
+def test_checkpoint_round_trip(tmp_path):
+    result = run(tmp_path, ema=0.9)
+    generator, meta = load_generator(result.checkpoint)
+    assert meta["model"] == "dcgan" and meta["step"] == 6 and meta["ema"] is True
+    assert meta["checkpoint_sha256"] == json.loads((tmp_path / "run" / "checkpoint.json").read_text())["sha256"]
+    z = torch.randn(4, 100, generator=torch.Generator().manual_seed(0))
+    result.generator.eval()
+    with torch.no_grad():
+        assert torch.equal(generator.generate(z), result.generator.generate(z))
+    raw, meta = load_generator(tmp_path / "run", ema=False)  # the run folder works too
+    result.model.generator.eval()
+    with torch.no_grad():
+        assert torch.equal(raw.generate(z), result.model.generator.generate(z))
+    assert not meta["ema"] and not raw.training
+
+
+def test_checkpoint_survives_kill(tmp_path):
+    out = tmp_path / "killed"
+    sets = [arg for k, v in TINY["dcgan"].items() for arg in ("--set", f"{k}={v}")]
+    cmd = [sys.executable, "-c", "from ganbench.cli import main; main()", "train", "dcgan", "--dataset", "digits",
+           "--steps", "100000", "--batch-size", "16", "--checkpoint-every", "2", "--sample-every", "0",
+           "--quiet", "--out", str(out), *sets]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            sidecar = out / "checkpoint.json"
+            if sidecar.is_file() and json.loads(sidecar.read_text() or "{}").get("step", 0) >= 6:
+                break
+            assert proc.poll() is None, proc.stderr.read().decode()
+            time.sleep(0.05)
+        else:
+            pytest.fail("no checkpoint written within 120 s")
+        time.sleep(0.37)  # somewhere inside a later step or checkpoint write
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    _, meta = read_checkpoint(out / "checkpoint.safetensors")
+    step = meta["step"]
+    assert step >= 6 and step % 2 == 0
+    generator, _ = load_generator(out / "checkpoint.safetensors")
+    assert generator.generate(torch.zeros(2, 100)).shape == (2, 1, 16, 16)
+    args = [a if a != "100000" else str(step + 2) for a in cmd[3:]] + ["--resume"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert read_checkpoint(out / "checkpoint.safetensors")[1]["step"] == step + 2
+
+
+def test_corrupt_checkpoints_give_one_line_errors(tmp_path):
+    result = run(tmp_path)
+    path = result.checkpoint
+    data = path.read_bytes()
+
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(GanbenchError, match="corrupt or truncated") as info:
+        load_generator(truncated)
+    assert "\n" not in str(info.value)
+
+    flipped = tmp_path / "flipped" / "checkpoint.safetensors"
+    flipped.parent.mkdir()
+    flipped.write_bytes(data[:-10] + bytes(b ^ 0xFF for b in data[-10:]))
+    (flipped.parent / "checkpoint.json").write_bytes((path.parent / "checkpoint.json").read_bytes())
+    with pytest.raises(GanbenchError, match="does not match the sha256"):
+        load_generator(flipped)
+
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"\x00" * 64)
+    with pytest.raises(GanbenchError, match="corrupt or truncated"):
+        read_checkpoint(garbage)
+
+    from safetensors.torch import save_file
+
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(2)}, str(foreign))
+    with pytest.raises(GanbenchError, match="not a ganbench training checkpoint"):
+        load_generator(foreign)
+    with pytest.raises(GanbenchError, match="does not exist"):
+        load_generator(tmp_path / "nope.safetensors")
+
+
+def test_interrupted_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    result = run(tmp_path)
+    before = result.checkpoint.read_bytes()
+    import ganbench.checkpoints as ck
+
+    def explode(*args, **kwargs):
+        raise KeyboardInterrupt  # as if killed between writing the temp file and renaming it
+
+    monkeypatch.setattr(ck, "sha256_file", explode)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(result.checkpoint, {"x": torch.zeros(1)}, {"step": 99})
+    assert result.checkpoint.read_bytes() == before
+    assert sorted(p.name for p in result.checkpoint.parent.iterdir() if p.name.startswith(".")) == []
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    run(tmp_path)
+    with pytest.raises(GanbenchError, match="cannot resume .*seed: 0 -> 1"):
+        run(tmp_path, seed=1, steps=8, resume=True)
+    with pytest.raises(GanbenchError, match="g_channels: 4 -> 8"):
+        run(tmp_path, steps=8, resume=True, overrides={**TINY["dcgan"], "g_channels": "8"})
+
+
+def cli(*args):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_cli_train_and_refuse_overwrite(tmp_path):
+    out = str(tmp_path / "cli")
+    args = ["train", "dcgan", "--steps", "2", "--batch-size", "8", "--out", out, "-q",
+            "--set", "g_channels=4", "--set", "d_channels=4", "--set", "image_size=16"]
+    result = cli(*args)
+    assert result.exit_code == 0, result.output
+    assert "checkpoint" in result.output
+    result = cli(*args)
+    assert result.exit_code == 2
+    assert result.output.strip().count("\n") == 0 and "--resume" in result.output and "not empty" in result.output
+
+
+@pytest.mark.parametrize("args,message", [
+    (["train", "dcgn"], "Did you mean 'dcgan'?"),
+    (["train", "dcgan", "--dataset", "mnsit"], "Did you mean 'mnist'?"),
+    (["train", "dcgan", "--set", "lr_dd=1"], "Did you mean 'lr_d'?"),
+    (["train", "dcgan", "--set", "lr_d=fast"], "'lr_d' expects float, got 'fast'"),
+    (["train", "dcgan", "--set", "lr_d"], "expected NAME=VALUE"),
+    (["train", "dcgan", "--set", "image_size=30"], "image_size must be"),
+    (["train", "dcgan", "--ema", "1.5"], "--ema must lie"),
+    (["train", "dcgan", "--dataset", "mnist:test"], "not a split"),
+])
+def test_cli_bad_inputs(tmp_path, args, message):
+    result = cli(*args, "--out", str(tmp_path / "bad"), "-q")
+    assert result.exit_code == 2
+    assert message in result.output
+    assert result.output.strip().count("\n") == 0, result.output
+
+
+def test_api_errors_list_valid_choices():
+    from ganbench.models.base import resolve_config
+
+    with pytest.raises(UnknownNameError) as info:
+        resolve_config("dcgan", "mnist", {"zdim": 64})
+    assert "z_dim" in str(info.value)
+    with pytest.raises(GanbenchError, match="unknown training option"):
+        train("dcgan", "digits", step=3)
