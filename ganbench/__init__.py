@@ -6,12 +6,15 @@ ganbench`` stays light).
 """
 from __future__ import annotations
 
+import importlib
+
 __version__ = "0.1.0"
+
+_API = ("EvaluationResult", "evaluate", "list_models", "list_metrics", "list_datasets", "create_model", "train",
+        "load_generator", "register_checkpoint", "unregister_checkpoint", "list_registered")
 
 
 def __getattr__(name: str):
-    from ganbench import api
-
-    if name in api.__all__:
-        return getattr(api, name)
+    if name in _API:
+        return getattr(importlib.import_module("ganbench.api"), name)
     raise AttributeError(f"module 'ganbench' has no attribute {name!r}")

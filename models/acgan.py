@@ -42,6 +42,7 @@ from torch import nn
 
 from ganbench.errors import GanbenchError
 from ganbench.generative import GenerativeModel, LatentSpec
+from ganbench.models.losses import gan_d_loss, gan_g_loss, init_normal_
 from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, register_model, set_requires_grad
 
 
@@ -125,20 +126,13 @@ class Discriminator(nn.Module):
         return out[:, 0], out[:, 1:]
 
 
-def init_weights(module: nn.Module, std: float) -> None:
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.normal_(m.weight, 0.0, std)
-            nn.init.zeros_(m.bias)
-
-
 class ACGAN(GANModel):
     def __init__(self, config: ACGANConfig):
         super().__init__(config)
         self.generator = Generator(config)
         self.discriminator = Discriminator(config)
-        init_weights(self.generator, config.init_std)
-        init_weights(self.discriminator, config.init_std)
+        init_normal_(self.generator, config.init_std)
+        init_normal_(self.discriminator, config.init_std)
         betas = (config.beta1, config.beta2)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=betas)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=betas)
@@ -155,8 +149,7 @@ class ACGAN(GANModel):
             fake = ctx.images(self.generator(z, y_fake))
             s_real, c_real = self.discriminator(real)
             s_fake, c_fake = self.discriminator(fake.detach())
-            loss_s = (F.binary_cross_entropy_with_logits(s_real.float(), torch.ones_like(s_real, dtype=torch.float))
-                      + F.binary_cross_entropy_with_logits(s_fake.float(), torch.zeros_like(s_fake, dtype=torch.float)))
+            loss_s = gan_d_loss(s_real, s_fake)
             loss_c = F.cross_entropy(c_real.float(), y_real) + F.cross_entropy(c_fake.float(), y_fake)
             loss_d = loss_s + c.class_weight * loss_c
         ctx.backward_step(loss_d, self.opt_d)
@@ -164,8 +157,7 @@ class ACGAN(GANModel):
         set_requires_grad(self.discriminator, False)
         with ctx.autocast():
             s_gen, c_gen = self.discriminator(fake)
-            loss_g = (F.binary_cross_entropy_with_logits(s_gen.float(), torch.ones_like(s_gen, dtype=torch.float))
-                      + c.class_weight * F.cross_entropy(c_gen.float(), y_fake))
+            loss_g = (gan_g_loss(s_gen) + c.class_weight * F.cross_entropy(c_gen.float(), y_fake))
         ctx.backward_step(loss_g, self.opt_g)
         set_requires_grad(self.discriminator, True)
         acc_real = (c_real.detach().argmax(1) == y_real).float().mean()

@@ -29,9 +29,9 @@ from torch import nn
 from ganbench.errors import GanbenchError
 from ganbench.generative import GenerativeModel, LatentSpec
 from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, register_model, set_requires_grad
-from ganbench.models.gan import (Maxout, apply_sgd_schedule, check_common, constrain_norms, gan_losses,
-                                 init_bias_from_marginals, make_optimizers, nonsaturating_g_loss, to_unit,
-                                 uniform_init)
+from ganbench.models.losses import gan_d_loss, gan_g_loss
+from ganbench.models.gan import (Maxout, apply_sgd_schedule, check_common, constrain_norms,
+                                 init_bias_from_marginals, make_optimizers, to_unit, uniform_init)
 
 
 @dataclass(frozen=True)
@@ -136,13 +136,13 @@ class CGAN(GANModel):
         with ctx.autocast():
             with torch.no_grad():
                 fake = self.generator(z, y_fake)
-            loss_d = gan_losses(self.discriminator(batch.images, batch.labels), self.discriminator(fake, y_fake))
+            loss_d = gan_d_loss(self.discriminator(batch.images, batch.labels), self.discriminator(fake, y_fake))
         ctx.backward_step(loss_d, self.opt_d)
         constrain_norms(self.discriminator, self.config.d_max_col_norm)
         z, y_fake = ctx.latents(self.generator.latent, n)
         set_requires_grad(self.discriminator, False)
         with ctx.autocast():
-            loss_g = nonsaturating_g_loss(self.discriminator(self.generator(z, y_fake), y_fake))
+            loss_g = gan_g_loss(self.discriminator(self.generator(z, y_fake), y_fake))
         ctx.backward_step(loss_g, self.opt_g)
         set_requires_grad(self.discriminator, True)
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach()}

@@ -23,11 +23,11 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ganbench.errors import GanbenchError
 from ganbench.generative import GenerativeModel, LatentSpec
+from ganbench.models.losses import gan_d_loss, gan_g_loss, init_normal_
 from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, register_model, set_requires_grad
 
 
@@ -93,25 +93,13 @@ class Discriminator(nn.Module):
         return self.net(x).flatten()  # logits (N,)
 
 
-def init_weights(module: nn.Module, std: float) -> None:
-    """The paper's init: conv weights N(0, std), BatchNorm scale N(1, std), bias 0."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.normal_(m.weight, 0.0, std)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.normal_(m.weight, 1.0, std)
-            nn.init.zeros_(m.bias)
-
-
 class DCGAN(GANModel):
     def __init__(self, config: DCGANConfig):
         super().__init__(config)
         self.generator = Generator(config)
         self.discriminator = Discriminator(config)
-        init_weights(self.generator, config.init_std)
-        init_weights(self.discriminator, config.init_std)
+        init_normal_(self.generator, config.init_std)  # the paper's N(0, 0.02) init
+        init_normal_(self.discriminator, config.init_std)
         betas = (config.beta1, config.beta2)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr_d, betas=betas)
@@ -126,14 +114,13 @@ class DCGAN(GANModel):
             fake = ctx.images(self.generator(z))
             logits_real = self.discriminator(real)
             logits_fake = self.discriminator(fake.detach())
-            loss_d = (F.binary_cross_entropy_with_logits(logits_real, torch.ones_like(logits_real))
-                      + F.binary_cross_entropy_with_logits(logits_fake, torch.zeros_like(logits_fake)))
+            loss_d = gan_d_loss(logits_real, logits_fake)
         ctx.backward_step(loss_d, self.opt_d)
         # G: maximise log D(G(z)) (non-saturating), same z as in the D step
         set_requires_grad(self.discriminator, False)
         with ctx.autocast():
             logits_gen = self.discriminator(fake)
-            loss_g = F.binary_cross_entropy_with_logits(logits_gen, torch.ones_like(logits_gen))
+            loss_g = gan_g_loss(logits_gen)
         ctx.backward_step(loss_g, self.opt_g)
         set_requires_grad(self.discriminator, True)
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),

@@ -45,7 +45,8 @@ from torch import nn
 
 from ganbench.errors import GanbenchError
 from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, register_model, set_requires_grad
-from ganbench.models.dcgan import DCGANConfig, Generator as DCGANGenerator, init_weights
+from ganbench.models.dcgan import DCGANConfig, Generator as DCGANGenerator
+from ganbench.models.losses import init_normal_
 
 
 @dataclass(frozen=True)
@@ -121,8 +122,8 @@ class EBGAN(GANModel):
             image_size=config.image_size, channels=config.channels, z_dim=config.z_dim,
             z_dist=config.z_dist, g_channels=config.g_channels))
         self.discriminator = AutoEncoderD(config)
-        init_weights(self.generator, config.init_std)
-        init_weights(self.discriminator, config.init_std)
+        init_normal_(self.generator, config.init_std)
+        init_normal_(self.discriminator, config.init_std)
         betas = (config.beta1, config.beta2)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr_d, betas=betas)

@@ -34,6 +34,7 @@ from torch import nn
 
 from ganbench.errors import GanbenchError
 from ganbench.generative import GenerativeModel, LatentSpec
+from ganbench.models.losses import gan_d_loss, gan_g_loss
 from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, register_model, set_requires_grad
 
 
@@ -179,17 +180,6 @@ class Discriminator(nn.Module):
         return self.net(to_unit(x).flatten(1)).flatten()  # logits (N,)
 
 
-def gan_losses(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
-    """D's loss: -[log D(x) + log(1 - D(G(z)))] on logits."""
-    return (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
-            + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
-
-
-def nonsaturating_g_loss(d_gen: torch.Tensor) -> torch.Tensor:
-    """G's loss: -log D(G(z)) on logits."""
-    return F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
-
-
 class GAN(GANModel):
     def __init__(self, config: GANConfig):
         super().__init__(config)
@@ -209,14 +199,14 @@ class GAN(GANModel):
         with ctx.autocast():
             with torch.no_grad():
                 fake = self.generator(z)
-            loss_d = gan_losses(self.discriminator(batch.images), self.discriminator(fake))
+            loss_d = gan_d_loss(self.discriminator(batch.images), self.discriminator(fake))
         ctx.backward_step(loss_d, self.opt_d)
         constrain_norms(self.discriminator, self.config.d_max_col_norm)
         # generator step on fresh noise
         z, _ = ctx.latents(self.generator.latent, n)
         set_requires_grad(self.discriminator, False)
         with ctx.autocast():
-            loss_g = nonsaturating_g_loss(self.discriminator(self.generator(z)))
+            loss_g = gan_g_loss(self.discriminator(self.generator(z)))
         ctx.backward_step(loss_g, self.opt_g)
         set_requires_grad(self.discriminator, True)
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach()}

@@ -38,6 +38,7 @@ from torch import nn
 
 from ganbench.errors import GanbenchError
 from ganbench.generative import GenerativeModel, LatentSpec
+from ganbench.models.losses import init_normal_
 from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, register_model, set_requires_grad
 
 
@@ -125,13 +126,6 @@ class Discriminator(nn.Module):
         return self.out(self.net(x).flatten(1)).flatten()  # linear output (N,)
 
 
-def init_weights(module: nn.Module, std: float) -> None:
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.normal_(m.weight, 0.0, std)
-            nn.init.zeros_(m.bias)
-
-
 def lsgan_d_loss(d_real: torch.Tensor, d_fake: torch.Tensor, a: float, b: float) -> torch.Tensor:
     """1/2 E[(D(x) - b)^2] + 1/2 E[(D(G(z)) - a)^2]."""
     return 0.5 * ((d_real - b) ** 2).mean() + 0.5 * ((d_fake - a) ** 2).mean()
@@ -147,8 +141,8 @@ class LSGAN(GANModel):
         super().__init__(config)
         self.generator = Generator(config)
         self.discriminator = Discriminator(config)
-        init_weights(self.generator, config.init_std)
-        init_weights(self.discriminator, config.init_std)
+        init_normal_(self.generator, config.init_std)
+        init_normal_(self.discriminator, config.init_std)
         betas = (config.beta1, config.beta2)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=betas)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=betas)

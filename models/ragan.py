@@ -42,7 +42,8 @@ import torch.nn.functional as F
 
 from ganbench.errors import GanbenchError
 from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, register_model, set_requires_grad
-from ganbench.models.dcgan import Discriminator, Generator, init_weights
+from ganbench.models.dcgan import Discriminator, Generator
+from ganbench.models.losses import init_normal_
 from ganbench.models.wgan import check_dcgan_shape
 
 VARIANTS = ("rsgan", "rasgan", "ralsgan")
@@ -95,8 +96,8 @@ class RaGAN(GANModel):
         super().__init__(config)
         self.generator = Generator(config)
         self.discriminator = Discriminator(config)  # C(x): logits, no sigmoid
-        init_weights(self.generator, config.init_std)
-        init_weights(self.discriminator, config.init_std)
+        init_normal_(self.generator, config.init_std)
+        init_normal_(self.discriminator, config.init_std)
         betas = (config.beta1, config.beta2)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr_d, betas=betas)

@@ -43,7 +43,8 @@ from torch import nn
 
 from ganbench.errors import GanbenchError, InputError
 from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, register_model, set_requires_grad
-from ganbench.models.dcgan import DCGANConfig, Generator as DCGANGenerator, init_weights
+from ganbench.models.dcgan import DCGANConfig, Generator as DCGANGenerator
+from ganbench.models.losses import init_normal_
 
 
 @dataclass(frozen=True)
@@ -115,8 +116,8 @@ class SGAN(GANModel):
             image_size=config.image_size, channels=config.channels, z_dim=config.z_dim,
             g_channels=config.g_channels))
         self.discriminator = Classifier(config)
-        init_weights(self.generator, config.init_std)
-        init_weights(self.discriminator, config.init_std)
+        init_normal_(self.generator, config.init_std)
+        init_normal_(self.discriminator, config.init_std)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr_g, betas=(config.beta1, 0.999))
         self.opt_d = make_d_optimizer(config, self.discriminator)
         k, size = config.num_classes * config.labels_per_class, config.image_size
@@ -224,7 +225,7 @@ def train_supervised_baseline(config: SGANConfig, images: torch.Tensor, labels: 
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         net = Classifier(config).to(device)
-        init_weights(net, config.init_std)
+        init_normal_(net, config.init_std)
         opt = make_d_optimizer(config, net)
         net.train()
         for _ in range(steps):

@@ -41,12 +41,12 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from ganbench.errors import GanbenchError
 from ganbench.generative import GenerativeModel, LatentSpec
+from ganbench.models.losses import gan_d_loss, gan_g_loss, hinge_d_loss, hinge_g_loss, init_normal_
 from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, register_model, set_requires_grad
 
 
@@ -122,7 +122,7 @@ class Discriminator(nn.Module):
         layers += [nn.Conv2d(cin, cin * 2, 3, 1, 1), nn.LeakyReLU(0.1, True)]
         self.net = nn.Sequential(*layers)
         self.out = nn.Linear(cin * 2 * size * size, 1)
-        init_weights(self, c.init_std)
+        init_normal_(self, c.init_std)
         add_spectral_norm(self, c.power_iterations)
 
     def forward(self, x):
@@ -137,23 +137,16 @@ def add_spectral_norm(module: nn.Module, n_power_iterations: int) -> None:
             spectral_norm(m, n_power_iterations=n_power_iterations)
 
 
-def init_weights(module: nn.Module, std: float) -> None:
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.normal_(m.weight, 0.0, std)
-            nn.init.zeros_(m.bias)
-
-
 def d_loss(d_real: torch.Tensor, d_fake: torch.Tensor, kind: str) -> torch.Tensor:
     if kind == "hinge":
-        return F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
-    return F.softplus(-d_real).mean() + F.softplus(d_fake).mean()  # -log sigmoid(D(x)) - log(1 - sigmoid(D(G(z))))
+        return hinge_d_loss(d_real, d_fake)
+    return gan_d_loss(d_real, d_fake)
 
 
 def g_loss(d_fake: torch.Tensor, kind: str) -> torch.Tensor:
     if kind == "hinge":
-        return -d_fake.mean()
-    return F.softplus(-d_fake).mean()  # non-saturating: -log sigmoid(D(G(z)))
+        return hinge_g_loss(d_fake)
+    return gan_g_loss(d_fake)
 
 
 class SNGAN(GANModel):
@@ -161,7 +154,7 @@ class SNGAN(GANModel):
         super().__init__(config)
         self.generator = Generator(config)
         self.discriminator = Discriminator(config)
-        init_weights(self.generator, config.init_std)  # D: initialised before its spectral norm
+        init_normal_(self.generator, config.init_std)  # D: initialised before its spectral norm
         betas = (config.beta1, config.beta2)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=betas)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=betas)

@@ -30,7 +30,8 @@ from torch import nn
 
 from ganbench.errors import GanbenchError
 from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, register_model, set_requires_grad
-from ganbench.models.dcgan import Discriminator, Generator, base_size, init_weights
+from ganbench.models.dcgan import Discriminator, Generator, base_size
+from ganbench.models.losses import init_normal_
 
 
 @dataclass(frozen=True)
@@ -85,8 +86,8 @@ class WGAN(GANModel):
         super().__init__(config)
         self.generator = Generator(config)
         self.critic = Discriminator(config)  # outputs f(x), no sigmoid
-        init_weights(self.generator, config.init_std)
-        init_weights(self.critic, config.init_std)
+        init_normal_(self.generator, config.init_std)
+        init_normal_(self.critic, config.init_std)
         clip_weights(self.critic, config.clip)
         self.opt_g = torch.optim.RMSprop(self.generator.parameters(), lr=config.lr)
         self.opt_d = torch.optim.RMSprop(self.critic.parameters(), lr=config.lr)
