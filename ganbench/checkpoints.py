@@ -27,7 +27,7 @@ import torch
 
 import ganbench
 from ganbench.errors import GanbenchError, MissingFileError
-from ganbench.generative import GenerativeModel, LatentSpec
+from ganbench.generative import ConditionalImageGenerator, GenerativeModel, LatentSpec
 from ganbench.weights import sha256_file
 
 FORMAT = "ganbench-checkpoint"
@@ -265,5 +265,7 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu", 
     if "latent" in meta and LatentSpec.from_dict(meta["latent"]) != generator.latent:
         raise GanbenchError(f"checkpoint {str(path)!r}: the latent spec of the rebuilt generator "
                             f"differs from the recorded one")
+    if isinstance(generator, ConditionalImageGenerator):
+        generator.source_dataset = meta.get("dataset")  # what evaluation translates by default
     generator.eval().requires_grad_(False)
     return generator.to(device), meta

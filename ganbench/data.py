@@ -22,6 +22,9 @@ name                   source
                        sub-folders when every image sits in one
 ``npz:PATH``           arrays ``x_train``/``y_train``/``x_test``/``y_test``, or
                        ``images``/``labels`` (both splits); uint8 NHW, NHWC or NCHW
+``mnist-edges``, ...   paired source -> target sets derived from MNIST for translation and
+                       restoration models (:mod:`ganbench.translation`); the targets are
+                       the images, the sources reach ``Batch.extra["source"]``
 =====================  ===================================================================
 
 Downloads (``mnist``, ``fashion-mnist``, ``cifar10``, ``celeba``) happen only when the
@@ -280,6 +283,10 @@ class TrainData(torch.utils.data.Dataset):
         self._converted: torch.Tensor | None = None
         if images.in_memory:
             self._converted = convert_uint8(images.images, resolution, channels)  # type: ignore[attr-defined]
+        # paired datasets (ganbench.translation): source images, batched into Batch.extra["source"]
+        sources = getattr(images, "sources", None)
+        self._sources = None if sources is None else convert_uint8(sources, resolution, None)
+        self._paired = bool(getattr(images, "paired", True))
 
     def __len__(self) -> int:
         return len(self.source)
@@ -311,6 +318,16 @@ class TrainData(torch.utils.data.Dataset):
         epoch, k = divmod(step, per_epoch)
         perm = torch.randperm(len(self), generator=torch.Generator().manual_seed(_mix(seed, epoch)))
         return perm[k * batch_size:(k + 1) * batch_size]
+
+    def extra_batch(self, step: int, batch_size: int, seed: int) -> dict[str, torch.Tensor]:
+        """What a step's :class:`~ganbench.models.base.Batch` carries besides images and
+        labels: ``{"source": float (B, C, H, W) in [-1, 1]}`` for paired datasets (aligned
+        with the step's images; drawn from an independent seeded order when the dataset
+        is unpaired), ``{}`` otherwise."""
+        if self._sources is None:
+            return {}
+        indices = self.batch_indices(step, batch_size, seed if self._paired else _mix(seed, -1))
+        return {"source": uint8_to_float(self._sources[indices])}
 
     def batches(self, batch_size: int, seed: int, start_step: int = 0,
                 num_workers: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -563,3 +580,7 @@ def _npz(split: str, arg: str | None) -> ImageSet:
     labels = None if y is None else torch.from_numpy(np.asarray(y).astype(np.int64)).reshape(-1)
     num_classes = int(labels.max()) + 1 if labels is not None and len(labels) else 0
     return TensorImageSet(f"npz:{arg}:{split}", images.contiguous(), labels, num_classes)
+
+
+# Paired datasets derived from MNIST (mnist-edges, mnist-degraded, ...); registered on import.
+import ganbench.translation  # noqa: E402,F401

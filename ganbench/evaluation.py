@@ -150,6 +150,7 @@ def evaluate(
     record: bool = False,
     model_name: str | None = None,
     tags: dict[str, Any] | None = None,
+    source: str | None = None,
 ) -> EvaluationResult:
     """Evaluate ``input`` against ``reference`` with every requested metric in one pass.
 
@@ -167,6 +168,9 @@ def evaluate(
         options: {metric: {option: value}} overriding metric defaults.
         seed: seeds generator latents and the metrics' own randomness (KID subsets).
         record: append the rows to the results store.
+        source: for an image-conditioned generator (pix2pix, GPEN...), the images it
+            translates: a paired dataset split (default: the test split of the dataset it
+            was trained on) or a folder/.npz of source images. Recorded in the protocol.
     """
     started = time.perf_counter()
     device = device or default_device()
@@ -177,7 +181,7 @@ def evaluate(
     extra_weights = dict(extra_weights or {})
 
     fake = resolve_source(input, num_samples=num_samples if num_samples is not None else DEFAULT_GENERATOR_SAMPLES,
-                          seed=seed, device=device)
+                          seed=seed, device=device, source=source)
     fake = limit(fake, num_samples)
     needs_reference = any(m.needs_reference for m, _ in plan)
     real: ImageSource | None = None
@@ -198,6 +202,9 @@ def evaluate(
             if len(src) < need:
                 raise InputError(f"{metric.name} needs at least {need} samples per input but the {side} "
                                  f"has {len(src)}; give more samples or lower its options ({_opts_text(opts)})")
+        if metric.needs_generator and "translation_source" in fake.provenance():
+            raise InputError(f"{metric.name} samples a generator from noise; an image-conditioned generator is "
+                             f"evaluated on its translations (fid, kid, pr, ...)")
         if metric.needs_generator and not fake.is_generator:
             raise InputError(f"{metric.name} samples the generator itself: the input must be a generator "
                              f"(checkpoint or registered name), not {fake.descriptor!r}")
@@ -232,6 +239,7 @@ def evaluate(
                                     use_cache=use_cache, progress=progress, label="reference")
 
     run_id = uuid.uuid4().hex[:16]
+    fake_prov = fake.provenance()
     common = _common_provenance(fake, real, run_id, seed, device, model_name, tags)
     rows: list[dict[str, Any]] = []
     for metric, opts in plan:
@@ -260,6 +268,9 @@ def evaluate(
             "reference_content": (real.content_key() or "")[:16] if metric.needs_reference and real else None,
             "num_reference": len(real) if metric.needs_reference and real is not None else None,
         }
+        if "translation_source" in fake_prov:  # image-conditioned generators: what was translated
+            protocol["source"] = fake_prov["translation_source"]
+            protocol["source_content"] = fake_prov["translation_source_content"]
         protocol_text = json.dumps(protocol, sort_keys=True, default=str)
         for key, value in values.items():
             if key.endswith("_std"):

@@ -4,6 +4,11 @@ A generator -- a built-in model, a third-party checkpoint, a TorchScript or ONNX
 is evaluated through :class:`GenerativeModel`: a latent description plus
 ``generate(z, labels)`` returning float images in ``latent.output_range``. Metrics that
 walk the latent space (PPL) also use ``mapping``/``synthesis`` when a model has them.
+
+Image-conditioned generators (translation, restoration) are
+:class:`ConditionalImageGenerator`: ``translate(source, z)`` instead of ``generate``;
+evaluation translates the source images of a paired dataset split (see
+:class:`ganbench.sources.TranslationSource`).
 """
 from __future__ import annotations
 
@@ -26,16 +31,20 @@ class LatentSpec:
     output_range: tuple[float, float] = (-1.0, 1.0)  # value range of generate()'s output
     channels: int = 3  # image channels the generator produces (1 or 3)
     image_size: int | None = None  # output height = width, when fixed
+    source_channels: int = 0  # > 0 for image-conditioned generators: channels of the source image
 
     def __post_init__(self):
         if self.z_dist not in ("normal", "uniform"):
             raise GanbenchError(f"z_dist must be 'normal' or 'uniform', got {self.z_dist!r}")
-        if self.z_dim <= 0:
+        # image-conditioned generators may take no z at all (pix2pix: dropout is the noise)
+        if self.z_dim < 0 or (self.z_dim == 0 and self.source_channels <= 0):
             raise GanbenchError(f"z_dim must be positive, got {self.z_dim}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["output_range"] = list(self.output_range)
+        if not self.source_channels:  # noise-driven generators serialise exactly as before the field existed
+            del d["source_channels"]
         return d
 
     @classmethod
@@ -84,6 +93,33 @@ class GenerativeModel(nn.Module):
 
     def synthesis(self, w: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} has no mapping network")
+
+
+class ConditionalImageGenerator(GenerativeModel):
+    """A generator driven by a source image: translation (pix2pix, CycleGAN) or restoration.
+
+    Subclasses implement :meth:`translate`. ``latent`` describes the output (channels,
+    size, range) and the input (``source_channels``); ``z_dim`` is 0 when the source is
+    the only input. ``source_dataset`` names the paired dataset it translates from (set by
+    the training loop and by :func:`ganbench.checkpoints.load_generator`); evaluation
+    translates that dataset's test split unless told another source.
+    """
+
+    source_dataset: str | None = None
+
+    def translate(self, source: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        """Float source images (N, source_channels, H, W) in ``output_range`` -> float
+        images (N, channels, H, W) in ``output_range``."""
+        raise NotImplementedError
+
+    def forward(self, source: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        return self.translate(source, z)
+
+    def generate(self, z, labels=None):
+        dataset = self.source_dataset or "DATASET"
+        raise InputError(f"{type(self).__name__} translates source images and cannot sample from noise alone: "
+                         f"evaluate it with a source (ganbench eval ... --source {dataset}:test) or call "
+                         f"translate(source_images)")
 
 
 class ModuleGenerator(GenerativeModel):

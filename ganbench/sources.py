@@ -16,6 +16,11 @@ Inputs, by descriptor (:func:`resolve_source`):
 
 The Python API also takes a :class:`~ganbench.generative.GenerativeModel`, a
 ``torch.utils.data.Dataset`` of images, a uint8 tensor or a numpy array.
+
+Image-conditioned generators (:class:`~ganbench.generative.ConditionalImageGenerator`,
+from a checkpoint or an object) become a :class:`TranslationSource`: their translations
+of the source images of a paired dataset split (``source``; default: the test split of the
+dataset the model was trained on).
 """
 from __future__ import annotations
 
@@ -28,8 +33,9 @@ import numpy as np
 import torch
 
 from ganbench.errors import GanbenchError, InputError
-from ganbench.generative import GenerativeModel, LatentSpec, check_generated, sample_latents
-from ganbench.images import check_float_array, float_to_uint8, to_rgb_uint8
+from ganbench.generative import (ConditionalImageGenerator, GenerativeModel, LatentSpec, check_generated,
+                                 sample_latents)
+from ganbench.images import check_float_array, float_to_uint8, to_rgb_uint8, uint8_to_float
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 LATENT_CHUNK = 1024  # latents are drawn in seeded chunks of this size: batch-size independent
@@ -194,6 +200,79 @@ class GeneratorSource(ImageSource):
         return {"source": self.descriptor, "seed": self.seed, **self.metadata}
 
 
+class TranslationSource(ImageSource):
+    """An image-conditioned generator's translations of a fixed set of source images.
+
+    ``source`` is a paired dataset split (``mnist-edges:test``; a name alone means its test
+    split) or any finite input (folder, .npz) whose images are the sources. Sources are
+    brought to the generator's resolution and source channels; the output of image ``i``
+    depends only on source ``i`` (the generator runs in eval mode), so the images do not
+    depend on the batch size or sharding.
+
+    Attributes:
+        targets: uint8 (N, C, H, W) ground truth aligned with the sources (paired
+            datasets), else None.
+        source_spec: the source as recorded in the results (``mnist-edges:test``).
+    """
+
+    def __init__(self, model: ConditionalImageGenerator, source: str | None = None, *,
+                 device: torch.device | str = "cpu", descriptor: str = "generator",
+                 metadata: dict[str, Any] | None = None):
+        from ganbench.data import convert_uint8
+
+        spec = source or (f"{model.source_dataset}:test" if model.source_dataset else None)
+        if spec is None:
+            raise InputError(f"{descriptor} translates source images but does not record the dataset it was "
+                             f"trained on: pass a source, e.g. --source mnist-edges:test")
+        latent = model.latent
+        images, self.targets, self.source_spec = _translation_inputs(os.fspath(spec))
+        self.sources = convert_uint8(images, latent.image_size, latent.source_channels)
+        if self.targets is not None:
+            self.targets = convert_uint8(self.targets, latent.image_size, latent.channels)
+        self.model, self.device = model, torch.device(device)
+        self.descriptor = descriptor
+        self.metadata = metadata or {}
+
+    def __len__(self):
+        return len(self.sources)
+
+    @torch.inference_mode()
+    def translate(self, start: int, stop: int) -> torch.Tensor:
+        """Translations of sources ``start..stop-1`` as uint8 (n, C, H, W) at the model's channels."""
+        latent = self.model.latent
+        x = uint8_to_float(self.sources[start:stop], latent.output_range).to(self.device)
+        out = self.model.translate(x)
+        check_generated(out, latent, stop - start, what=self.descriptor)
+        return out.cpu() if out.dtype == torch.uint8 else float_to_uint8(out.float().cpu(), latent.output_range)
+
+    def images(self, start, stop):
+        return to_rgb_uint8(self.translate(start, stop), what=self.descriptor)
+
+    def provenance(self):
+        digest = hashlib.sha256(str(tuple(self.sources.shape)).encode() + self.sources.numpy().tobytes())
+        return {"source": self.descriptor, **self.metadata, "translation_source": self.source_spec,
+                "translation_source_content": digest.hexdigest()[:16]}
+
+
+def _translation_inputs(spec: str) -> tuple[torch.Tensor, torch.Tensor | None, str]:
+    """(uint8 sources, uint8 targets or None, descriptor) of a translation source."""
+    from ganbench.registries import datasets
+
+    name, _, split = spec.partition(":")
+    if name in datasets and not datasets.metadata(name).get("takes_path") and not Path(spec).exists():
+        from ganbench.data import parse_name
+        from ganbench.translation import open_paired
+
+        split = parse_name(spec).split or "test"
+        data = open_paired(name, split)
+        return data.sources, data.images, f"{name}:{split}"
+    finite = resolve_source(spec)
+    if finite.is_generator or isinstance(finite, TranslationSource):
+        raise InputError(f"--source {spec!r} must hold images (a paired dataset split, folder or .npz), "
+                         f"not a generator")
+    return finite.images(0, len(finite)), None, finite.descriptor
+
+
 class DatasetSource(ImageSource):
     """A ``torch.utils.data.Dataset`` whose items are images (or (image, label) pairs).
 
@@ -243,16 +322,31 @@ def _load_array(path: Path) -> np.ndarray:
 
 
 def resolve_source(spec: Any, *, num_samples: int | None = None, seed: int = 0,
-                   device: torch.device | str = "cpu") -> ImageSource:
+                   device: torch.device | str = "cpu", source: str | None = None) -> ImageSource:
     """Turn what the user gave (a descriptor string or a Python object) into a source.
 
     ``num_samples`` is required for generators and ignored for finite inputs (use
-    :func:`limit` to take the first N of those).
+    :func:`limit` to take the first N of those). ``source``: what an image-conditioned
+    generator translates (see :class:`TranslationSource`); refused for other inputs.
     """
+    found = _resolve(spec, num_samples, seed, device, source)
+    if source is not None and not isinstance(found, TranslationSource):
+        raise InputError(f"a source (--source {source}) is only for image-conditioned generators "
+                         f"(pix2pix, CycleGAN, GPEN...); {found.descriptor!r} is not one")
+    return found
+
+
+def _generator_source(model, num_samples, seed, device, descriptor, metadata=None, source=None) -> ImageSource:
+    if isinstance(model, ConditionalImageGenerator):
+        return TranslationSource(model, source, device=device, descriptor=descriptor, metadata=metadata)
+    return GeneratorSource(model, _need_n(num_samples), seed, device, descriptor=descriptor, metadata=metadata)
+
+
+def _resolve(spec, num_samples, seed, device, source) -> ImageSource:
     if isinstance(spec, ImageSource):
         return spec
     if isinstance(spec, GenerativeModel) or (hasattr(spec, "latent") and callable(getattr(spec, "generate", None))):
-        return GeneratorSource(spec, _need_n(num_samples), seed, device, descriptor=type(spec).__name__)
+        return _generator_source(spec, num_samples, seed, device, type(spec).__name__, source=source)
     if isinstance(spec, (torch.Tensor, np.ndarray)):
         return TensorSource(spec, "array")
     if isinstance(spec, torch.utils.data.Dataset):
@@ -272,8 +366,8 @@ def resolve_source(spec: Any, *, num_samples: int | None = None, seed: int = 0,
             from ganbench.checkpoints import load_generator
 
             model, meta = load_generator(path, device=device)
-            return GeneratorSource(model, _need_n(num_samples), seed, device, descriptor=str(path),
-                                   metadata=_checkpoint_provenance(meta))
+            return _generator_source(model, num_samples, seed, device, str(path), _checkpoint_provenance(meta),
+                                     source)
         if suffix in IMAGE_EXTENSIONS:
             raise InputError(f"{text!r} is a single image; give the folder that holds the images")
         raise InputError(f"{text!r}: unsupported file type {suffix!r} (expected a folder, .npz, .npy "
@@ -288,8 +382,7 @@ def resolve_source(spec: Any, *, num_samples: int | None = None, seed: int = 0,
         return TensorSource(images, f"{name}:{split}" if split else name, labels=labels)
     if text in checkpoints:
         model, meta = checkpoints.get(text)(device=device)
-        return GeneratorSource(model, _need_n(num_samples), seed, device, descriptor=text,
-                               metadata=_checkpoint_provenance(meta))
+        return _generator_source(model, num_samples, seed, device, text, _checkpoint_provenance(meta), source)
     if any(sep in text for sep in ("/", "\\", ".")):
         raise InputError(f"{text!r} does not exist")
     from ganbench.errors import UnknownNameError

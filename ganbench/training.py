@@ -35,7 +35,7 @@ from ganbench.checkpoints import (CHECKPOINT_NAME, checkpoint_meta, collect_stat
                                   restore_state, save_checkpoint)
 from ganbench.data import get_dataset, dataset_info, parse_name
 from ganbench.errors import GanbenchError
-from ganbench.generative import GenerativeModel, sample_latents
+from ganbench.generative import ConditionalImageGenerator, GenerativeModel, sample_latents
 from ganbench.images import float_to_uint8
 from ganbench.models.base import Batch, GANModel, TrainContext, create_model, resolve_config
 
@@ -169,6 +169,8 @@ class _Run:
         with torch.random.fork_rng(devices=rng_devices):  # the caller's global RNG is untouched
             torch.manual_seed(o.seed)
             model = create_model(o.model, config)
+            if isinstance(model.generator, ConditionalImageGenerator):
+                model.generator.source_dataset = o.dataset  # what evaluation translates by default
             ctx = TrainContext(device, seed=o.seed + 1, amp=o.amp, channels_last=o.amp)
             model.to(device)
             if ctx.channels_last:
@@ -236,6 +238,9 @@ class _Run:
                                                torch.Generator().manual_seed(o.seed + 1_000_003))
         if latent.num_classes:
             fixed_labels = torch.arange(NUM_FIXED_SAMPLES) % latent.num_classes
+        fixed_source = None  # image-conditioned models: grids translate fixed training sources
+        if isinstance(model.generator, ConditionalImageGenerator):
+            fixed_source = data.extra_batch(0, min(NUM_FIXED_SAMPLES, len(data)), o.seed).get("source")
         labelled = data.num_classes > 0
         batches = data.batches(o.batch_size, o.seed, start_step=start, num_workers=o.num_workers)
         bar = _progress(o.progress, o.steps, start, f"{o.model} {o.dataset}")
@@ -246,8 +251,10 @@ class _Run:
         try:
             for step in range(start, o.steps):
                 images, labels = next(batches)
+                extra = {k: ctx.images(v.to(ctx.device))  # paired datasets: {"source": ...}
+                         for k, v in data.extra_batch(step, o.batch_size, o.seed).items()}
                 batch = Batch(ctx.images(images.to(device=ctx.device, non_blocking=True)),
-                              labels.to(ctx.device, non_blocking=True) if labelled else None)
+                              labels.to(ctx.device, non_blocking=True) if labelled else None, extra)
                 model.train()
                 raw = model.train_step(batch, step, ctx)
                 if ema is not None:
@@ -268,8 +275,9 @@ class _Run:
                         _append_jsonl(out / "metrics.jsonl", {"step": done, **losses, "it_s": round(rate, 3),
                                                               "time": round(now - t_start, 3)})
                 sample_gen = ema if ema is not None else model.generator
-                if out is not None and ((o.sample_every and done % o.sample_every == 0) or last):
-                    self._write_samples(sample_gen, fixed_z, fixed_labels, ctx, done)
+                if out is not None and ((o.sample_every and done % o.sample_every == 0) or last) \
+                        and (fixed_source is not None or not isinstance(sample_gen, ConditionalImageGenerator)):
+                    self._write_samples(sample_gen, fixed_z, fixed_labels, ctx, done, fixed_source)
                 if self.evaluate is not None and o.eval_every and (done % o.eval_every == 0 or last):
                     results = self._run_evaluate(sample_gen, done)
                     if out is not None:
@@ -294,12 +302,16 @@ class _Run:
         return path
 
     @torch.no_grad()
-    def _write_samples(self, generator: GenerativeModel, z, labels, ctx: TrainContext, step: int) -> None:
+    def _write_samples(self, generator: GenerativeModel, z, labels, ctx: TrainContext, step: int,
+                       source: torch.Tensor | None = None) -> None:
         was_training = generator.training
         generator.eval()
         try:
             with ctx.autocast():
-                images = generator.generate(z.to(ctx.device), None if labels is None else labels.to(ctx.device))
+                if isinstance(generator, ConditionalImageGenerator):
+                    images = generator.translate(ctx.images(source.to(ctx.device)))
+                else:
+                    images = generator.generate(z.to(ctx.device), None if labels is None else labels.to(ctx.device))
         finally:
             generator.train(was_training)
         grid = make_grid_uint8(float_to_uint8(images.float().cpu(), generator.latent.output_range))

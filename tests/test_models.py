@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from ganbench.cli import main
 from ganbench.cli.models_cmd import field_comments
-from ganbench.generative import GenerativeModel, check_generated, sample_latents
+from ganbench.generative import ConditionalImageGenerator, GenerativeModel, check_generated, sample_latents
 from ganbench.images import float_to_uint8
 from ganbench.models.base import (TASKS, Batch, GANModel, ModelConfig, TrainContext, create_model, model_info,
                                   register_model)
@@ -55,7 +55,11 @@ def tiny_batch(model: GANModel, n: int = 4) -> Batch:
     g = torch.Generator().manual_seed(0)
     images = torch.rand(n, c.channels, c.image_size, c.image_size, generator=g) * 2 - 1
     labels = torch.arange(n) % c.num_classes if c.num_classes else None
-    return Batch(images, labels)
+    extra = {}
+    if isinstance(model.generator, ConditionalImageGenerator):  # translation / restoration: a source image
+        size, channels = model.generator.latent.image_size, model.generator.latent.source_channels
+        extra["source"] = torch.rand(n, channels, size, size, generator=g) * 2 - 1
+    return Batch(images, labels, extra)
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -71,7 +75,11 @@ def test_one_step_and_generator_contract(name):
     z, labels = sample_latents(latent, 3, torch.Generator().manual_seed(0))
     model.generator.eval()
     with torch.no_grad():
-        check_generated(model.generator.generate(z, labels), latent, 3, what=name)
+        if isinstance(model.generator, ConditionalImageGenerator):
+            out = model.generator.translate(tiny_batch(model, 3).extra["source"])
+        else:
+            out = model.generator.generate(z, labels)
+        check_generated(out, latent, 3, what=name)
 
 
 def lenet_fid(extractor, images_uint8: torch.Tensor, real_features: torch.Tensor) -> float:

@@ -16,6 +16,9 @@ from ganbench.cli.options import batch_size_option, device_option, force_option,
 @click.option("--input", "-i", "input_", required=True,
               help="What to evaluate: folder, .npz/.npy, dataset:split, checkpoint, registered generator.")
 @click.option("--reference", "-r", default=None, help="Real data: folder, .npz/.npy or dataset:split (e.g. mnist:test).")
+@click.option("--source", default=None,
+              help="Images an image-conditioned generator (pix2pix, GPEN...) translates: a paired dataset "
+                   "split (default: the test split of its training dataset) or a folder/.npz.")
 @click.option("--num-samples", "-n", type=click.IntRange(min=1), default=None,
               help="Samples from a generator (default 10000) or the first N images of a finite input.")
 @click.option("--num-reference", type=click.IntRange(min=1), default=None, help="Use the first N reference images.")
@@ -36,7 +39,7 @@ from ganbench.cli.options import batch_size_option, device_option, force_option,
 @click.option("--no-record", is_flag=True, help="Do not append the results to the results store.")
 @click.option("--no-cache", is_flag=True, help="Recompute features even if cached.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def eval_cmd(metrics, input_, reference, num_samples, num_reference, extractor, weights, extra_weights,
+def eval_cmd(metrics, input_, reference, source, num_samples, num_reference, extractor, weights, extra_weights,
              metric_options, batch_size, device, seed, json_path, force, model_name, no_record, no_cache, quiet):
     """Evaluate images or a generator with one or more metrics in one pass.
 
@@ -45,6 +48,7 @@ def eval_cmd(metrics, input_, reference, num_samples, num_reference, extractor, 
       ganbench eval -m fid -m isc -m kid -i samples/ -r mnist:test --extractor lenet-mnist
       ganbench eval -m fid -i runs/dcgan/checkpoint.safetensors -r cifar10:train -n 50000
       ganbench eval -m pr-vgg16 -i fake.npz -r real.npz --extra-weights vgg16=vgg16-397923af.pth
+      ganbench eval -m fid -i runs/pix2pix/checkpoint.safetensors -r mnist:test --extractor lenet-mnist
     """
     from ganbench.evaluation import evaluate
 
@@ -61,7 +65,7 @@ def eval_cmd(metrics, input_, reference, num_samples, num_reference, extractor, 
         extra_weights=parse_assignments(extra_weights, "--extra-weights"), num_samples=num_samples,
         num_reference=num_reference, options=options, batch_size=batch_size, device=device, seed=seed,
         use_cache=not no_cache, progress=not quiet, record=not no_record,
-        model_name=model_name)
+        model_name=model_name, source=source)
     from ganbench.evaluation import _rank
 
     if _rank() != 0:

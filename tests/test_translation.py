@@ -1,0 +1,226 @@
+"""Image-conditioned models (pix2pix, CycleGAN, GPEN), their MNIST-derived paired datasets
+and the evaluation seam that translates a source split in the one feature pass.
+
+Learning tests: a short run of each ``tiny`` model on real MNIST-derived data must clearly
+improve the lenet-mnist FID of its translations of the test sources (vs. real MNIST test
+digits), the L1 error to the ground truth, and for CycleGAN the cycle reconstruction error.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from ganbench.errors import GanbenchError, InputError
+from ganbench.generative import ConditionalImageGenerator
+from ganbench.images import uint8_to_float
+from ganbench.models.base import create_model, model_info
+
+N_EVAL = 1000  # test images translated by the learning tests
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def lenet_reference(data_dir):
+    from ganbench.data import load_images
+    from ganbench.metrics.lenet import lenet_mnist
+
+    extractor = lenet_mnist()
+    real, _ = load_images("mnist", "test", limit=N_EVAL)
+    return extractor, extractor(real)["pool"]
+
+
+@pytest.fixture(scope="module")
+def eval_sources():
+    """{spec: TranslationSource of its first N_EVAL test images}, built once per spec."""
+    return {}
+
+
+def translation_scores(generator: ConditionalImageGenerator, spec: str, reference, cache: dict) -> dict[str, float]:
+    """lenet-mnist FID of the translations of the first N_EVAL test sources, and their L1/PSNR
+    to the ground truth."""
+    from ganbench.metrics.fid import fid_from_features
+    from ganbench.sources import TranslationSource
+    from ganbench.translation import paired_errors
+
+    extractor, real = reference
+    if spec not in cache:
+        source = cache[spec] = TranslationSource(generator, spec)
+        source.sources, source.targets = source.sources[:N_EVAL], source.targets[:N_EVAL]
+    source = cache[spec]
+    source.model = generator.eval()
+    out = source.translate(0, N_EVAL)
+    return {"fid": fid_from_features(extractor(out)["pool"], real), **paired_errors(out, source.targets)}
+
+
+def untrained(name: str, dataset: str):
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return create_model(name, dataset=dataset, overrides=model_info(name).tiny).generator
+
+
+# ---------------------------------------------------------------------------------------
+# Datasets
+# ---------------------------------------------------------------------------------------
+def test_paired_datasets_are_aligned_and_deterministic(data_dir):
+    from ganbench.data import get_dataset, open_split
+    from ganbench.translation import PairedImageSet, sobel_edges
+
+    edges = open_split("mnist-edges", "test")
+    mnist = open_split("mnist", "test")
+    assert isinstance(edges, PairedImageSet) and torch.equal(edges.images, mnist.images)
+    assert torch.equal(edges.sources, sobel_edges(mnist.images))
+    assert set(edges.sources.unique().tolist()) == {0, 255} and 0.1 < edges.sources.float().mean() / 255 < 0.4
+    degraded = open_split("mnist-degraded", "test")
+    assert torch.equal(degraded.sources, open_split("mnist-degraded", "test").sources)  # seeded
+    diff = (degraded.sources.float() - degraded.images.float()).abs().mean(dim=(1, 2, 3))
+    assert (diff > 0).all() and diff.std() > 1  # every image degraded, by differing amounts
+    # training batches carry the aligned sources; the unpaired set draws them independently
+    paired = get_dataset("mnist-edges", "test", resolution=28)
+    idx = paired.batch_indices(3, 16, seed=0)
+    src = paired.extra_batch(3, 16, seed=0)["source"]
+    assert src.shape == (16, 1, 28, 28) and torch.equal(src, uint8_to_float(edges.sources[idx]))
+    unpaired = get_dataset("mnist-edges-unpaired", "train")
+    idx = unpaired.batch_indices(3, 16, seed=0)
+    shuffled = unpaired.extra_batch(3, 16, seed=0)["source"]
+    assert shuffled.shape == (16, 1, 28, 28) and -1 <= shuffled.min() and shuffled.max() <= 1
+    assert not torch.equal(shuffled, uint8_to_float(unpaired.source.sources[idx]))
+    assert open_split("mnist-edges-unpaired", "test").paired  # test pairs kept for scoring
+    assert get_dataset("mnist", "test").extra_batch(0, 4, 0) == {}
+
+
+# ---------------------------------------------------------------------------------------
+# The seam
+# ---------------------------------------------------------------------------------------
+def test_generate_without_source_is_a_clear_error():
+    generator = untrained("pix2pix", "mnist-edges")
+    with pytest.raises(InputError, match="--source"):
+        generator.generate(torch.zeros(2, 1))
+
+
+def test_missing_or_wrong_source_is_a_clear_error(data_dir):
+    from ganbench.evaluation import evaluate
+
+    generator = untrained("pix2pix", "mnist-edges")
+    assert generator.source_dataset is None
+    with pytest.raises(InputError, match="pass a source"):
+        evaluate(generator, "mnist:test", ["fid"], extractor="lenet-mnist", progress=False)
+    with pytest.raises(GanbenchError, match="no source images.*mnist-edges"):
+        evaluate(generator, "mnist:test", ["fid"], extractor="lenet-mnist", source="mnist:test", progress=False)
+    with pytest.raises(GanbenchError, match="Did you mean 'mnist-edges'"):
+        evaluate(generator, "mnist:test", ["fid"], extractor="lenet-mnist", source="mnist-edgse:test",
+                 progress=False)
+    with pytest.raises(InputError, match="only for image-conditioned"):
+        evaluate("mnist:test", "mnist:test", ["fid"], extractor="lenet-mnist", source="mnist-edges", progress=False)
+
+
+def test_translation_checkpoint_evaluates_through_api_and_cli(data_dir, tmp_path):
+    from ganbench.cli import main
+    from ganbench.evaluation import evaluate
+    from ganbench.training import train
+
+    run = train("pix2pix", "mnist-edges", steps=3, batch_size=8, overrides=model_info("pix2pix").tiny,
+                out=str(tmp_path / "run"), progress=False)
+    assert (tmp_path / "run" / "samples" / "step-0000003.png").is_file()
+    kw = dict(metrics=["fid"], extractor="lenet-mnist", num_samples=200, num_reference=500, progress=False)
+    result = evaluate(str(run.checkpoint), "mnist:test", batch_size=64, **kw)
+    protocol = json.loads(result.rows[0]["protocol"])
+    assert protocol["source"] == "mnist-edges:test" and protocol["num_samples"] == 200
+    assert result.rows[0]["model"] == "pix2pix" and result.value("fid") > 0
+    # translations depend only on their source: the batch size does not change the number
+    assert evaluate(str(run.checkpoint), "mnist:test", batch_size=50, **kw).value("fid") == pytest.approx(
+        result.value("fid"), rel=1e-6)
+    other = evaluate(str(run.checkpoint), "mnist:test", source="mnist-degraded", **kw)
+    assert json.loads(other.rows[0]["protocol"])["source"] == "mnist-degraded:test"
+    assert other.rows[0]["protocol_id"] != result.rows[0]["protocol_id"]
+
+    cli = CliRunner().invoke(main, ["eval", "-m", "fid", "-i", str(run.checkpoint), "-r", "mnist:test",
+                                    "--extractor", "lenet-mnist", "-n", "200", "--num-reference", "500", "-q",
+                                    "--json", str(tmp_path / "rows.json")])
+    assert cli.exit_code == 0, cli.output
+    rows = json.loads((tmp_path / "rows.json").read_text())
+    assert json.loads(rows[0]["protocol"])["source"] == "mnist-edges:test"
+    assert rows[0]["value"] == pytest.approx(result.value("fid"), rel=1e-6)
+    bad = CliRunner().invoke(main, ["eval", "-m", "fid", "-i", str(run.checkpoint), "-r", "mnist:test",
+                                    "--extractor", "lenet-mnist", "--source", "mnist:test", "-q"])
+    assert bad.exit_code != 0 and "no source images" in bad.output
+
+
+# ---------------------------------------------------------------------------------------
+# Pieces of the papers
+# ---------------------------------------------------------------------------------------
+def test_cyclegan_history_buffer_and_lr_schedule():
+    from ganbench.models.cyclegan import ImageHistory, linear_decay_lr
+
+    assert linear_decay_lr(0, 2e-4, 100, 100) == linear_decay_lr(99, 2e-4, 100, 100) == 2e-4
+    assert linear_decay_lr(150, 2e-4, 100, 100) == pytest.approx(1e-4)
+    assert linear_decay_lr(250, 2e-4, 100, 100) == 0.0
+    history = ImageHistory(3, 1, 2)
+    g = torch.Generator().manual_seed(0)
+    first = torch.arange(3.0)[:, None, None, None].expand(3, 1, 2, 2)
+    assert torch.equal(history.query(first, g), first) and int(history.count) == 3  # filling: returned as is
+    new = (10 + torch.arange(200.0))[:, None, None, None].expand(200, 1, 2, 2)
+    out = history.query(new, g)
+    from_history = (out[:, 0, 0, 0] != new[:, 0, 0, 0]).sum().item()
+    assert 70 < from_history < 130  # about half come from the history
+    assert set(out[:, 0, 0, 0].tolist()) <= {0.0, 1.0, 2.0, *new[:, 0, 0, 0].tolist()}
+    assert int(history.count) == 3 and not torch.equal(history.images, first)  # swapped in
+
+def test_gpen_prior_stage_and_feature_matching():
+    from ganbench.models.base import Batch, TrainContext
+    from ganbench.models.gpen import feature_matching_loss
+
+    a = [torch.ones(2, 3), torch.zeros(2, 4)]
+    assert feature_matching_loss(a, a) == 0 and feature_matching_loss(a, [torch.zeros(2, 3), a[1]]) == 1
+    model = create_model("gpen", **{**model_info("gpen").tiny, "prior_steps": 1})
+    images = torch.rand(4, 1, 32, 32) * 2 - 1
+    prior = model.train_step(Batch(images), 0, TrainContext("cpu"))  # no source needed for the prior
+    assert prior["loss_content"] == 0 and prior["loss_fm"] == 0
+    with pytest.raises(GanbenchError, match="mnist-degraded"):
+        model.train_step(Batch(images), 1, TrainContext("cpu"))
+    embedded = model.train_step(Batch(images, extra={"source": images}), 1, TrainContext("cpu"))
+    assert embedded["loss_content"] > 0 and embedded["loss_fm"] > 0
+
+
+# ---------------------------------------------------------------------------------------
+# Learning on real MNIST-derived data
+# ---------------------------------------------------------------------------------------
+LEARNING = [  # model, training dataset, evaluation source, batch size (steps: the model's test_steps)
+    ("pix2pix", "mnist-edges", "mnist-edges:test", 32),
+    ("cyclegan", "mnist-edges-unpaired", "mnist-edges-unpaired:test", 16),
+    ("gpen", "mnist-degraded", "mnist-degraded:test", 16),
+]
+
+
+@pytest.mark.parametrize("name,dataset,source,batch_size", LEARNING)
+def test_short_run_learns(name, dataset, source, batch_size, lenet_reference, eval_sources):
+    from ganbench.training import train
+
+    steps = model_info(name).test_steps
+    before = translation_scores(untrained(name, dataset), source, lenet_reference, eval_sources)
+    result = train(name, dataset, steps=steps, batch_size=batch_size, overrides=model_info(name).tiny,
+                   progress=False)
+    after = translation_scores(result.generator, source, lenet_reference, eval_sources)
+    print(f"{name}: FID {before['fid']:.1f} -> {after['fid']:.1f}, L1 {before['l1']:.3f} -> {after['l1']:.3f}, "
+          f"PSNR {before['psnr']:.1f} -> {after['psnr']:.1f} dB after {steps} steps")
+    assert before["fid"] > 500, "the untrained model should be far from MNIST"
+    assert after["fid"] < 0.5 * before["fid"]
+    assert after["l1"] < 0.6 * before["l1"]
+    if name == "cyclegan":  # the cycle F(G(x)) reconstructs the source
+        x = uint8_to_float(eval_sources[source].sources[:200])
+        model = result.model.eval()
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            fresh = create_model(name, dataset=dataset, overrides=model_info(name).tiny).eval()
+        with torch.no_grad():
+            err_before = (fresh.generator_back(fresh.generator(x)) - x).abs().mean().item()
+            err_after = (model.generator_back(model.generator(x)) - x).abs().mean().item()
+        print(f"cyclegan: cycle L1 {err_before:.3f} -> {err_after:.3f}")
+        assert err_after < 0.5 * err_before
+
