@@ -214,7 +214,7 @@ class _Run:
     def _write_run_json(self, config, start: int) -> None:
         run = {"ganbench_version": ganbench.__version__, "torch_version": torch.__version__,
                "options": asdict(self.o), "config": config.to_dict(), "started_at_step": start}
-        _atomic_write_text(self.out / "run.json", json.dumps(run, indent=1) + "\n")
+        _atomic_write_text(self.out / "run.json", json.dumps(run, indent=1, default=str) + "\n")
 
     def _truncate_log(self, name: str, step: int) -> None:
         """Drop log lines a killed run wrote after its last checkpoint."""

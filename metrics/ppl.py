@@ -274,7 +274,8 @@ def compute_ppl(model: GenerativeModel, *, generator: torch.Generator, device: s
                 quantize=quantize, crop=crop))
     finally:
         model.train(was_training)
-    return {**summarize(np.concatenate(distances), discard_lower, discard_upper), **sim.describe()}
+    return {**summarize(np.concatenate(distances), discard_lower, discard_upper), **sim.describe(),
+            "_resolved_options": {"space": space}}
 
 
 register_metric(Metric(
