@@ -36,15 +36,16 @@ def hinge_g_loss(d_fake: torch.Tensor) -> torch.Tensor:
     return -d_fake.float().mean()
 
 
-def init_normal_(module: nn.Module, std: float = 0.02) -> nn.Module:
-    """DCGAN's init: conv/linear weights N(0, std), biases 0, BatchNorm scale N(1, std) and
-    shift 0. Returns ``module``."""
+def init_normal_(module: nn.Module, std: float = 0.02, *, batchnorm: bool = True) -> nn.Module:
+    """DCGAN's init: conv/linear weights N(0, std), biases 0, and (``batchnorm``) BatchNorm
+    scale N(1, std) and shift 0; with ``batchnorm=False`` BatchNorm keeps PyTorch's (1, 0),
+    as in the reference code of several later papers. Returns ``module``."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             nn.init.normal_(m.weight, 0.0, std)
             if getattr(m, "bias", None) is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) and m.affine:
+        elif batchnorm and isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) and m.affine:
             nn.init.normal_(m.weight, 1.0, std)
             nn.init.zeros_(m.bias)
     return module

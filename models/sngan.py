@@ -122,7 +122,7 @@ class Discriminator(nn.Module):
         layers += [nn.Conv2d(cin, cin * 2, 3, 1, 1), nn.LeakyReLU(0.1, True)]
         self.net = nn.Sequential(*layers)
         self.out = nn.Linear(cin * 2 * size * size, 1)
-        init_normal_(self, c.init_std)
+        init_normal_(self, c.init_std, batchnorm=False)
         add_spectral_norm(self, c.power_iterations)
 
     def forward(self, x):
@@ -154,7 +154,7 @@ class SNGAN(GANModel):
         super().__init__(config)
         self.generator = Generator(config)
         self.discriminator = Discriminator(config)
-        init_normal_(self.generator, config.init_std)  # D: initialised before its spectral norm
+        init_normal_(self.generator, config.init_std, batchnorm=False)  # D: initialised before its spectral norm
         betas = (config.beta1, config.beta2)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=betas)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=betas)

@@ -195,6 +195,6 @@ _PAPER_64 = {"image_size": 64, "channels": 3, "critic_norm": "layer"}  # gan_64x
     reference_code="https://github.com/igul222/improved_wgan_training (gan_mnist/gan_cifar/gan_64x64)",
     # tests: narrow nets, gan_cifar.py's BatchNorm in G and a faster learning rate
     tiny={"g_channels": 8, "d_channels": 8, "z_dim": 32, "g_batchnorm": True, "lr": 1e-3},
-    test_steps=100)
+    test_steps=250)
 def build(config: WGANGPConfig) -> WGANGP:
     return WGANGP(config)
