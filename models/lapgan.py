@@ -11,9 +11,18 @@ residuals h_k = I_k - u(I_{k-1}). The model has one GAN per level:
   D_0: image -> 600 ReLU -> 600 ReLU -> 1 logit, dropout 0.5 on its hidden layers.
 * level k > 0: a conditional GAN on the residual given the up-sampled coarser image
   l_k = u(I_{k-1}): h~_k = G_k(z_k, l_k), where the noise z_k enters as an extra image
-  plane; G_k is a 3-layer convnet (``g_channels`` feature maps, ReLU and BatchNorm,
-  linear output). D_k judges h_k or h~_k with l_k added back before its first layer
-  (i.e. the level-k image), 2 convolutional layers with ReLU, then a linear logit.
+  plane; G_k is a 3-layer ReLU convnet (``g_channels`` feature maps, linear output, no
+  normalisation layers: the paper describes none). D_k judges h_k or h~_k with l_k
+  added back before its first layer (i.e. the level-k image), 2 convolutional layers with
+  ReLU, then a linear logit.
+
+  Why no BatchNorm in G_k: G_k's output is an unbounded residual and D_k (ReLU
+  convolutions, linear logit) is piecewise linear in it, so G can raise D's logit just by
+  scaling its residual up. With BatchNorm before G_k's last convolution, that layer's
+  weight gradient is a sum over every pixel of unit-variance activations; at 128 maps
+  and 32 x 32 the paper's SGD (lr 0.02, momentum 0.5) then takes steps larger than the
+  weights themselves, the residual explodes and D_2's loss reaches 1e24 (NaN) within 10
+  steps. The paper's plain ReLU convnet trains stably with the same optimiser.
 
 Training (Section 3.2): every level trains independently on the *real* pyramid: G_k is
 conditioned on the real low-pass image l_k = u(d(I_k)), D_k compares real residuals
@@ -129,8 +138,8 @@ class ResidualGenerator(nn.Module):
     def __init__(self, c: LAPGANConfig):
         super().__init__()
         k, p, w = c.kernel_size, c.kernel_size // 2, c.g_channels
-        self.net = nn.Sequential(nn.Conv2d(c.channels + 1, w, k, 1, p), nn.BatchNorm2d(w), nn.ReLU(True),
-                                 nn.Conv2d(w, w, k, 1, p), nn.BatchNorm2d(w), nn.ReLU(True),
+        self.net = nn.Sequential(nn.Conv2d(c.channels + 1, w, k, 1, p), nn.ReLU(True),
+                                 nn.Conv2d(w, w, k, 1, p), nn.ReLU(True),
                                  nn.Conv2d(w, c.channels, k, 1, p))
 
     def forward(self, noise, low):
@@ -264,6 +273,8 @@ _MNIST_LIKE = {"image_size": 32}
               "cifar10": {"image_size": 32, "channels": 3}, "celeba": {"image_size": 64, "channels": 3}},
     description="Laplacian pyramid of GANs (8 -> 16 -> 32 px): an MLP GAN at the coarsest level, "
                 "conditional convolutional GANs generating each finer level's residual",
-    reference_code="https://github.com/facebook/eyescream (read; networks as described in the paper)")
+    reference_code="https://github.com/facebook/eyescream (read; networks as described in the paper)",
+    tiny={"image_size": 28, "g_channels": 16, "d_channels": 16, "g0_hidden": 256, "d0_hidden": 128},
+    test_steps=300)
 def build(config: LAPGANConfig) -> LAPGAN:
     return LAPGAN(config)

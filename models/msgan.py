@@ -241,6 +241,7 @@ _MNIST_LIKE = {"image_size": 32}
     defaults={"mnist": _MNIST_LIKE, "fashion-mnist": _MNIST_LIKE, "digits": _MNIST_LIKE,
               "cifar10": {"image_size": 32, "channels": 3}},
     description="class-conditional DCGAN with the mode-seeking regulariser 1 / (d_I / d_z + eps), lambda 1",
-    reference_code="https://github.com/HelenMao/MSGAN (DCGAN-Mode-Seeking: regulariser form, eps)")
+    reference_code="https://github.com/HelenMao/MSGAN (DCGAN-Mode-Seeking: regulariser form, eps)",
+    tiny={"image_size": 16, "g_channels": 16, "d_channels": 16, "z_dim": 32, "lr": 2e-3}, test_steps=700)
 def build(config: MSGANConfig) -> MSGAN:
     return MSGAN(config)

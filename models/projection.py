@@ -347,6 +347,8 @@ _MNIST_LIKE = {"image_size": 32}
               "cifar10": {"image_size": 32, "channels": 3, "g_channels": 256, "d_channels": 256}},
     description="ResNet G with conditional BatchNorm, spectrally normalised ResNet D with a "
                 "projection head <embed(y), phi(x)>; hinge loss, n_dis = 5",
-    reference_code="https://github.com/pfnet-research/sngan_projection (networks, schedule)")
+    reference_code="https://github.com/pfnet-research/sngan_projection (networks, schedule)",
+    tiny={"image_size": 16, "g_channels": 16, "d_channels": 32, "z_dim": 32, "lr": 2e-3, "lr_decay_steps": None},
+    test_steps=800)
 def build(config: ProjectionConfig) -> ProjectionGAN:
     return ProjectionGAN(config)

@@ -132,6 +132,8 @@ _MNIST_LIKE = {"image_size": 32}
               "celeba": {"image_size": 64, "channels": 3, "num_classes": 0}},
     description="Self-attention in a spectrally normalised ResNet G (conditional BatchNorm) and "
                 "projection D; hinge loss; TTUR (lr_d 4e-4, lr_g 1e-4)",
-    reference_code="https://github.com/brain-research/self-attention-gan (read; paper equations followed)")
+    reference_code="https://github.com/brain-research/self-attention-gan (read; paper equations followed)",
+    tiny={"image_size": 16, "g_channels": 16, "d_channels": 16, "z_dim": 32, "lr_g": 1e-3, "lr_d": 4e-3},
+    test_steps=600)
 def build(config: SAGANConfig) -> SAGAN:
     return SAGAN(config)
