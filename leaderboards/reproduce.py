@@ -73,7 +73,7 @@ def render(args: argparse.Namespace, store: str, command: str) -> None:
     from ganbench.leaderboards.render import render_leaderboards, write_output
     from ganbench.leaderboards.store import open_store
 
-    rows = open_store(store).load(dataset=args.dataset)
+    rows = open_store(store).load(dataset=args.dataset, model=args.models or None)
     if rows.empty:
         raise SystemExit(f"no results for {args.dataset} in {store}")
     metrics = ["fid", "kid", "isc", "precision", "recall"]

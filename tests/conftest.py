@@ -44,7 +44,8 @@ def _private_state(tmp_path_factory, monkeypatch):
     data = shared_data_dir()
     if data is not None:
         monkeypatch.setenv("GANBENCH_DATA_DIR", str(data))
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))  # cores are shared between workers
+    torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // workers)))
 
 
 @pytest.fixture(scope="session")
