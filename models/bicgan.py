@@ -37,9 +37,10 @@ import torch
 import torch.nn.functional as F
 
 from ganbench.errors import GanbenchError
+from ganbench.models.losses import init_normal_
 from ganbench.models.base import Batch, GANModel, TrainContext, register_model, set_requires_grad
-from ganbench.models.bigan import (BiGANConfig, Discriminator, Encoder, Generator, _float_images, bce, decayed_lr,
-                                   init_weights)
+from ganbench.models.bigan import (BiGANConfig, Discriminator, Encoder, Generator, _float_images, bce,
+                                   decayed_lr)
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class BiCGAN(GANModel):
         self.encoder = Encoder(config, extra=k)
         self.discriminator = Discriminator(config, z_in=config.z_dim + k)
         for net in (self.generator, self.encoder, self.discriminator):
-            init_weights(net)
+            init_normal_(net)
         betas = (config.beta1, config.beta2)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=betas,
                                       weight_decay=config.weight_decay)

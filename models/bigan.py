@@ -52,6 +52,7 @@ from torch import nn
 
 from ganbench.errors import GanbenchError, InputError
 from ganbench.generative import GenerativeModel, LatentSpec
+from ganbench.models.losses import init_normal_
 from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, register_model, set_requires_grad
 
 
@@ -212,18 +213,6 @@ class Discriminator(nn.Module):
         return self.joint(torch.cat([self.x_branch(x), self.z_branch(z)], 1)).flatten()  # logits (N,)
 
 
-def init_weights(module: nn.Module, std: float = 0.02) -> None:
-    """N(0, 0.02) weights (BatchNorm scale N(1, 0.02)), zero biases -- the DCGAN init both papers use."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.normal_(m.weight, 0.0, std)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            nn.init.normal_(m.weight, 1.0, std)
-            nn.init.zeros_(m.bias)
-
-
 def decayed_lr(c, step: int) -> float:
     """Constant until ``lr_decay_start``, then linear to 0 over ``lr_decay_steps``."""
     if c.lr_decay_start is None or step < c.lr_decay_start:
@@ -245,7 +234,7 @@ class BiGAN(GANModel):
         self.encoder = Encoder(config)
         self.discriminator = Discriminator(config)
         for net in (self.generator, self.encoder, self.discriminator):
-            init_weights(net)
+            init_normal_(net)
         betas = (config.beta1, config.beta2)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=betas,
                                       weight_decay=config.weight_decay)

@@ -33,6 +33,7 @@ from torch import nn
 
 from ganbench.errors import GanbenchError
 from ganbench.generative import ConditionalImageGenerator, LatentSpec
+from ganbench.models.losses import init_normal_
 from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, register_model, set_requires_grad
 
 
@@ -168,14 +169,6 @@ class ImageHistory(nn.Module):
         return out
 
 
-def init_weights(module: nn.Module, std: float) -> None:
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.normal_(m.weight, 0.0, std)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-
-
 class CycleGAN(GANModel):
     def __init__(self, config: CycleGANConfig):
         super().__init__(config)
@@ -191,7 +184,7 @@ class CycleGAN(GANModel):
         self.history_y = ImageHistory(c.pool_size, c.channels, c.image_size)
         self.history_x = ImageHistory(c.pool_size, c.source_channels, c.image_size)
         for net in (self.generator, self.generator_back, self.discriminator_y, self.discriminator_x):
-            init_weights(net, c.init_std)
+            init_normal_(net, c.init_std)
         betas = (c.beta1, c.beta2)
         self.opt_g = torch.optim.Adam([*self.generator.parameters(), *self.generator_back.parameters()],
                                       lr=c.lr, betas=betas)

@@ -49,6 +49,7 @@ from torch import nn
 
 from ganbench.errors import GanbenchError, InputError
 from ganbench.generative import GenerativeModel, LatentSpec
+from ganbench.models.losses import init_normal_
 from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, register_model, set_requires_grad
 
 
@@ -171,24 +172,13 @@ class DiscriminatorQ(nn.Module):
         return self.d_head(h).flatten(), q[:, :self.cat_dim], q[:, self.cat_dim:]
 
 
-def init_weights(module: nn.Module, std: float) -> None:
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.normal_(m.weight, 0.0, std)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            nn.init.normal_(m.weight, 1.0, std)
-            nn.init.zeros_(m.bias)
-
-
 class InfoGAN(GANModel):
     def __init__(self, config: InfoGANConfig):
         super().__init__(config)
         self.generator = Generator(config)
         self.discriminator = DiscriminatorQ(config)
-        init_weights(self.generator, config.init_std)
-        init_weights(self.discriminator, config.init_std)
+        init_normal_(self.generator, config.init_std)
+        init_normal_(self.discriminator, config.init_std)
         betas = (config.beta1, config.beta2)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr_d, betas=betas)

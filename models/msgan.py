@@ -41,6 +41,7 @@ from torch import nn
 
 from ganbench.errors import GanbenchError, InputError
 from ganbench.generative import GenerativeModel, LatentSpec
+from ganbench.models.losses import init_normal_
 from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, register_model, set_requires_grad
 
 
@@ -124,16 +125,6 @@ class Discriminator(nn.Module):
         return self.net(torch.cat([self.x_branch(x), self.y_branch(y)], 1)).flatten()  # logits (N,)
 
 
-def init_weights(module: nn.Module, std: float) -> None:
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.normal_(m.weight, 0.0, std)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.normal_(m.weight, 1.0, std)
-            nn.init.zeros_(m.bias)
-
-
 def mode_seeking_loss(fake1: torch.Tensor, fake2: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor,
                       eps: float = 1e-5) -> torch.Tensor:
     """L_ms^-1 = 1 / (mean|G(c, z1) - G(c, z2)| / mean|z1 - z2| + eps) (the authors' form)."""
@@ -146,8 +137,8 @@ class MSGAN(GANModel):
         super().__init__(config)
         self.generator = Generator(config)
         self.discriminator = Discriminator(config)
-        init_weights(self.generator, config.init_std)
-        init_weights(self.discriminator, config.init_std)
+        init_normal_(self.generator, config.init_std)
+        init_normal_(self.discriminator, config.init_std)
         betas = (config.beta1, config.beta2)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=betas)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=betas)

@@ -32,6 +32,7 @@ from torch import nn
 
 from ganbench.errors import GanbenchError
 from ganbench.generative import ConditionalImageGenerator, LatentSpec
+from ganbench.models.losses import init_normal_
 from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, register_model, set_requires_grad
 
 
@@ -124,26 +125,14 @@ class PatchDiscriminator(nn.Module):
         return self.net(x)
 
 
-def init_weights(module: nn.Module, std: float) -> None:
-    """N(0, std) conv weights, BatchNorm scale N(1, std), zero biases (the reference code's init)."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.normal_(m.weight, 0.0, std)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.normal_(m.weight, 1.0, std)
-            nn.init.zeros_(m.bias)
-
-
 class Pix2Pix(GANModel):
     def __init__(self, config: Pix2PixConfig):
         super().__init__(config)
         self.generator = UNetGenerator(config)
         self.discriminator = PatchDiscriminator(config.source_channels + config.channels, config.d_channels,
                                                 config.d_layers)
-        init_weights(self.generator, config.init_std)
-        init_weights(self.discriminator, config.init_std)
+        init_normal_(self.generator, config.init_std)
+        init_normal_(self.discriminator, config.init_std)
         betas = (config.beta1, config.beta2)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=betas)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=betas)

@@ -63,6 +63,7 @@ from torch import nn
 
 from ganbench.errors import GanbenchError, InputError
 from ganbench.generative import GenerativeModel, LatentSpec
+from ganbench.models.losses import init_normal_
 from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, register_model, set_requires_grad
 
 
@@ -323,17 +324,6 @@ class StackGenerator(GenerativeModel):
         return self.generate_stages(z, labels, embeddings)[1]
 
 
-def init_weights(module: nn.Module, std: float) -> None:
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            nn.init.normal_(m.weight, 0.0, std)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            nn.init.normal_(m.weight, 1.0, std)
-            nn.init.zeros_(m.bias)
-
-
 class StackGAN(GANModel):
     def __init__(self, config: StackGANConfig):
         super().__init__(config)
@@ -341,7 +331,7 @@ class StackGAN(GANModel):
         self.discriminator1 = StackDiscriminator(config, config.stage1_size)
         self.discriminator2 = StackDiscriminator(config, config.image_size)
         for net in (self.generator, self.discriminator1, self.discriminator2):
-            init_weights(net, config.init_std)
+            init_normal_(net, config.init_std)
         betas = (config.beta1, config.beta2)
         self.opt_g1 = torch.optim.Adam(self.generator.stage1.parameters(), config.lr_g, betas=betas)
         self.opt_d1 = torch.optim.Adam(self.discriminator1.parameters(), config.lr_d, betas=betas)
