@@ -256,7 +256,8 @@ def evaluate(
             module = modules[name][0]
             ext_info = module.describe()
             real_feats = real_features.get(name) if metric.needs_reference else None
-            values = metric.compute(fake_features[name], real_feats, generator=gen, **opts)
+            extra = {"labels": fake.class_labels()} if metric.needs_labels else {}
+            values = metric.compute(fake_features[name], real_feats, generator=gen, **extra, **opts)
         # an option a metric resolved itself (e.g. PPL's space "auto" -> "w") is recorded as used
         opts = {**opts, **values.pop("_resolved_options", {})}
         for key in [k for k in values if k.startswith("_")]:

@@ -61,6 +61,14 @@ class ImageSource:
     def provenance(self) -> dict[str, Any]:
         return {"source": self.descriptor}
 
+    def class_labels(self) -> torch.Tensor | None:
+        """The class of every image, in order (int64, CPU): the labels a class-conditional
+        generator was asked for, or a labelled dataset's labels; None when there are none."""
+        labels = getattr(self, "labels", None)
+        if labels is None:
+            return None
+        return torch.as_tensor(labels, dtype=torch.int64).reshape(-1)[:len(self)].cpu()
+
 
 class TensorSource(ImageSource):
     """Images already in memory (array files, built-in datasets, tensors)."""
@@ -186,6 +194,12 @@ class GeneratorSource(ImageSource):
         z = torch.cat(zs).to(self.device)
         y = torch.cat(ys).to(self.device) if ys else None
         return z, y
+
+    def class_labels(self):
+        if not self.model.latent.num_classes:
+            return None
+        return torch.cat([self.latents(start, min(start + LATENT_CHUNK, len(self)))[1].cpu()
+                          for start in range(0, len(self), LATENT_CHUNK)])
 
     @torch.inference_mode()
     def images(self, start, stop):

@@ -76,6 +76,7 @@ class Metric:
     min_samples: Callable[[dict[str, Any]], int] = lambda options: 2  # per input
     description: str = ""
     needs_generator: bool = False  # PPL, LPIPS diversity: computed from the generator itself
+    needs_labels: bool = False  # compute() also gets labels=: the class of each input image (or None)
 
 
 def register_metric(metric: Metric) -> Metric:
