@@ -64,7 +64,7 @@ def plain_loop(steps: int, batch_size: int, overrides: dict, device: str, amp: b
     for i in range(steps):
         loss_d, loss_g = step()
         if i % 10 == 9:
-            float(loss_d), float(loss_g)  # the harness logs every 10 steps too
+            float(loss_d.detach()), float(loss_g.detach())  # the harness logs every 10 steps too
     _sync(device)
     return steps / (time.perf_counter() - t)
 
