@@ -248,6 +248,7 @@ class _Run:
         checkpoint = None
         t_start = t_log = time.perf_counter()
         steps_since_log = 0
+        tensorboard = _tensorboard_writer(out)
         try:
             for step in range(start, o.steps):
                 images, labels = next(batches)
@@ -274,6 +275,7 @@ class _Run:
                     if out is not None:
                         _append_jsonl(out / "metrics.jsonl", {"step": done, **losses, "it_s": round(rate, 3),
                                                               "time": round(now - t_start, 3)})
+                        _add_scalars(tensorboard, "train", {**losses, "it_s": rate}, done)
                 sample_gen = ema if ema is not None else model.generator
                 if out is not None and ((o.sample_every and done % o.sample_every == 0) or last) \
                         and (fixed_source is not None or not isinstance(sample_gen, ConditionalImageGenerator)):
@@ -282,10 +284,13 @@ class _Run:
                     results = self._run_evaluate(sample_gen, done)
                     if out is not None:
                         _append_jsonl(out / "eval.jsonl", {"step": done, **results})
+                        _add_scalars(tensorboard, "eval", results, done)
                 if out is not None and ((o.checkpoint_every and done % o.checkpoint_every == 0) or last):
                     checkpoint = self._save(model, ema, ctx, config, done)
         finally:
             bar.close()
+            if tensorboard is not None:
+                tensorboard.close()
             close = getattr(batches, "close", None)
             if close is not None:
                 close()
@@ -365,6 +370,26 @@ def save_png(image: torch.Tensor, path: Path) -> None:
 def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
     with open(path, "a") as f:
         f.write(json.dumps(record) + "\n")
+
+
+def _tensorboard_writer(out: Path | None):
+    """A TensorBoard writer logging to ``out/tensorboard`` when the ``tensorboard`` package is
+    installed (metrics.jsonl is always written); None otherwise."""
+    if out is None:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional
+        return None
+    return SummaryWriter(log_dir=str(out / "tensorboard"))
+
+
+def _add_scalars(writer, prefix: str, values: dict[str, Any], step: int) -> None:
+    if writer is None:
+        return
+    for key, value in values.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            writer.add_scalar(f"{prefix}/{key}", value, step)
 
 
 def _atomic_write_text(path: Path, text: str) -> None:

@@ -232,3 +232,28 @@ def test_api_errors_list_valid_choices():
     assert "z_dim" in str(info.value)
     with pytest.raises(GanbenchError, match="unknown training option"):
         train("dcgan", "digits", step=3)
+
+
+def test_tensorboard_gets_losses_and_evaluations_when_installed(tmp_path, monkeypatch):
+    import ganbench.training as training
+
+    class Recorder:  # stands in for torch.utils.tensorboard.SummaryWriter
+        def __init__(self):
+            self.scalars, self.closed = [], False
+
+        def add_scalar(self, tag, value, step):
+            self.scalars.append((tag, step))
+
+        def close(self):
+            self.closed = True
+
+    writer = Recorder()
+    original = training._tensorboard_writer
+    monkeypatch.setattr(training, "_tensorboard_writer", lambda out: writer)
+    train(TrainOptions(model="dcgan", dataset="digits", steps=4, batch_size=16, out=str(tmp_path / "run"),
+                       overrides=TINY["dcgan"], log_every=2, eval_every=4, progress=False),
+          evaluate=lambda g, step: {"fid": 1.0, "note": "text is not a scalar"})
+    assert ("train/loss_d", 2) in writer.scalars and ("train/loss_g", 4) in writer.scalars
+    assert ("eval/fid", 4) in writer.scalars and not any(t == "eval/note" for t, _ in writer.scalars)
+    assert writer.closed
+    assert original(None) is None  # no run folder, no TensorBoard
