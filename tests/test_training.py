@@ -257,3 +257,19 @@ def test_tensorboard_gets_losses_and_evaluations_when_installed(tmp_path, monkey
     assert ("eval/fid", 4) in writer.scalars and not any(t == "eval/note" for t, _ in writer.scalars)
     assert writer.closed
     assert original(None) is None  # no run folder, no TensorBoard
+
+
+def test_cli_periodic_evaluation_lands_in_the_results_store(tmp_path):
+    from ganbench.leaderboards.store import open_store
+
+    out = tmp_path / "evalrun"
+    result = cli("train", "dcgan", "--steps", "4", "--batch-size", "8", "--out", str(out), "-q",
+                 "--set", "g_channels=4", "--set", "d_channels=4", "--set", "image_size=16",
+                 "--eval-every", "2", "--eval-metric", "fid", "--eval-metric", "isc", "--eval-samples", "40")
+    assert result.exit_code == 0, result.output
+    logged = [json.loads(line) for line in (out / "eval.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logged] == [2, 4] and all(r["fid"] > 0 for r in logged)
+    rows = open_store().load(model="dcgan")
+    fid = rows[rows.metric == "fid"]
+    assert sorted(fid.step.tolist()) == [2, 4] and set(fid.extractor) == {"lenet-mnist"}
+    assert fid.value.tolist() == pytest.approx([r["fid"] for r in logged])

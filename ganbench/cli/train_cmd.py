@@ -67,7 +67,7 @@ def train_cmd(model, dataset, steps, batch_size, seed, device, out, resume, over
         eval_every=eval_every, num_workers=workers, progress=not quiet)
     evaluate = None
     if eval_every:
-        evaluate = _evaluator(dataset, eval_metrics, eval_reference, eval_extractor, eval_samples,
+        evaluate = _evaluator(model, dataset, eval_metrics, eval_reference, eval_extractor, eval_samples,
                               batch_size, device, seed)
     result = train(options, evaluate=evaluate)
     loss_text = ", ".join(f"{k} {v:.4g}" for k, v in result.losses.items())
@@ -75,8 +75,9 @@ def train_cmd(model, dataset, steps, batch_size, seed, device, out, resume, over
                f"checkpoint {result.checkpoint}")
 
 
-def _evaluator(dataset, metrics, reference, extractor, num_samples, batch_size, device, seed):
-    """evaluate(generator, step) for the training loop, backed by ganbench.evaluation."""
+def _evaluator(model, dataset, metrics, reference, extractor, num_samples, batch_size, device, seed):
+    """evaluate(generator, step) for the training loop, backed by ganbench.evaluation; every
+    periodic evaluation also lands in the results store, as rows of MODEL at that step."""
     from ganbench.data import parse_name
 
     key = parse_name(dataset).key
@@ -88,8 +89,12 @@ def _evaluator(dataset, metrics, reference, extractor, num_samples, batch_size, 
     def evaluate(generator, step):
         from ganbench.evaluation import evaluate as run
 
+        from ganbench.leaderboards.store import open_store
+
         result = run(generator, reference, list(metrics), extractor=extractor, num_samples=num_samples,
-                     batch_size=batch_size, device=device, seed=seed, progress=False, record=False)
-        return result.values()
+                     batch_size=batch_size, device=device, seed=seed, progress=False, record=False,
+                     model_name=model)
+        open_store().append([{**row, "step": step} for row in result.rows])
+        return dict(result.values)
 
     return evaluate
