@@ -48,6 +48,17 @@ def _private_state(tmp_path_factory, monkeypatch):
     torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // workers)))
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread for small models: thread start-up and synchronisation cost more than
+    they save (much more when the cores are shared). Modules opt in with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     data = shared_data_dir()

@@ -10,9 +10,7 @@ from ganbench.errors import GanbenchError, MissingFileError, UnknownNameError
 from ganbench.registries import datasets
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)  # tiny ops: threads only add contention on shared CI cores
+pytestmark = pytest.mark.usefixtures("one_thread")  # small models: see conftest
 
 
 def test_builtin_datasets_registered():

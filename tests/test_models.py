@@ -26,9 +26,7 @@ SAMPLED_TASKS = ("unconditional", "class-conditional")  # learn from MNIST image
 N_FID = 1000  # samples per side of the learning tests' FID
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)  # small models: threads only add contention on shared CI cores
+pytestmark = pytest.mark.usefixtures("one_thread")  # small models: see conftest
 
 
 def test_builtin_models_registered():

@@ -13,14 +13,7 @@ from ganbench.errors import GanbenchError
 from ganbench.models import Batch, TrainContext, create_model, model_info
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The models here are tiny: thread start-up costs more than it saves (and much more
-    on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small models: see conftest
 
 
 def tiny(name: str, **overrides):

@@ -12,14 +12,7 @@ import torch
 from ganbench.models import Batch, TrainContext, create_model
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These models are small: a second thread mostly adds synchronisation (and stalls
-    badly when other processes share the cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small models: see conftest
 
 
 def digits_batches(size: int, batch: int = 32, seed: int = 0):

@@ -18,13 +18,7 @@ from ganbench.errors import GanbenchError, InputError
 from ganbench.models import Batch, TrainContext, create_model
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: thread start-up costs more than it saves (much more on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small models: see conftest
 
 
 def random_batch(n: int = 8, size: int = 16, labels: bool = True) -> Batch:

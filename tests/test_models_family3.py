@@ -16,12 +16,7 @@ from ganbench.models import Batch, TrainContext, create_model
 from ganbench.models.base import model_info
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small models: see conftest
 
 
 def tiny(name: str, seed: int = 0, **overrides):

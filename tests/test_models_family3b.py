@@ -22,12 +22,7 @@ from ganbench.images import float_to_uint8
 from ganbench.models import Batch, TrainContext, create_model, model_info
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small models: see conftest
 
 
 def lenet_and_real(n: int = 1000):

@@ -23,9 +23,7 @@ TINY = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)  # tiny models: threads only add contention on shared CI cores
+pytestmark = pytest.mark.usefixtures("one_thread")  # small models: see conftest
 
 
 def run(tmp_path, name="run", model="dcgan", steps=6, **kw):

@@ -21,9 +21,7 @@ from ganbench.models.base import create_model, model_info
 N_EVAL = 1000  # test images translated by the learning tests
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small models: see conftest
 
 
 @pytest.fixture(scope="module")
