@@ -16,12 +16,30 @@ Following the paper (Sections 3-4, Appendices B-C) and the authors' PyTorch code
   linear projections of it. G's last BatchNorm (before the output convolution) is
   unconditional.
 * Orthogonal regularisation (Section 3.1), the paper's variant that leaves the norms
-  free: ``R_beta(W) = beta ||W^T W (.) (1 - I)||_F^2``, beta = 1e-4, summed over G's weight
-  matrices (convolution kernels flattened to (out, in k k), rows as filters; the shared
-  embedding excluded, as the authors' code).
-* Training (Appendix C): Adam beta1 = 0, beta2 = 0.999, learning rates 2e-4 (D) and 5e-5
-  (G), 2 D steps per G step, orthogonal initialisation. The paper evaluates an EMA of
-  G's weights (decay 0.9999): train with ``--ema 0.9999``.
+  free: ``R_beta(W) = beta ||W^T W (.) (1 - I)||_F^2``, beta = 1e-4 (the value the paper
+  selects; the authors' ``utils.py``: "1e-4 should be default for BigGAN"), summed over
+  G's weight matrices (convolution kernels flattened to (out, in k k), rows as filters; the
+  shared embedding excluded, as the authors' code). Here the loss is differentiated as
+  written. The authors' ``utils.ortho`` instead adds the gradient
+  ``2 beta (W W^T (.) (1 - I)) W`` directly, which is half the gradient of the formula
+  (4 beta (...) W): their ``--G_ortho 1e-4`` equals ``ortho_beta = 5e-5`` here. Their
+  released models were trained without it (``--G_ortho 0.0``, README).
+* Training: Section 3 keeps SA-GAN's optimiser settings (G 1e-4, D 4e-4) but halves the
+  learning rates and takes two D steps per G step: Adam beta1 = 0, beta2 = 0.999,
+  learning rates 2e-4 (D) and 5e-5 (G), 2 D steps per G step, orthogonal initialisation
+  -- the defaults of the authors' ``utils.prepare_parser`` (``--G_lr 5e-5 --D_lr 2e-4
+  --num_D_steps 2 --G_B1 0 --G_B2 0.999 --G_init ortho``). Adam's epsilon 1e-6 is the
+  authors' ImageNet launch scripts' ``--adam_eps 1e-6`` (their parser's default is 1e-8;
+  a paper value was not verified). The paper evaluates an EMA of G's weights (decay
+  0.9999, the parser's ``--ema_decay``): train with ``--ema 0.9999``. The authors start
+  the average late (``--ema_start`` 20000 on ImageNet, 1000 on CIFAR; before that the
+  copy tracks G); ganbench's ``--ema`` averages from the first step.
+* CIFAR-10 (``cifar10`` defaults): the authors' ``scripts/launch_cifar_ema.sh`` trains
+  with batch 50, ``--num_D_steps 4 --G_lr 2e-4 --D_lr 2e-4``, ``dim_z`` 128 (the parser's
+  default) and width 4 x 64 = 256 at 32 px; it also turns attention off (``--G_attn 0``),
+  uses N(0, 0.02) initialisation, no orthogonal regularisation, and neither the shared
+  embedding nor hierarchical z (no ``--G_shared --hier``), which this file keeps. With
+  ``n_dis = 4`` the harness batch of that recipe is 4 x 50 = 200.
 * Truncation trick (Section 3.1): z drawn from a normal truncated to [-t, t]. ``generate``
   applies it when ``truncation`` is set, as the inverse-CDF map of the given N(0, I) z
   (:func:`truncated_normal`): the same distribution as resampling out-of-range values,
@@ -32,7 +50,11 @@ up-blocks in G; widths are uniform (``g_channels``, ``d_channels``; 256 at 32 px
 authors' CIFAR-10 networks, 128 for MNIST-like data), not the paper's per-resolution
 multipliers. The D is the projection D of :mod:`ganbench.models.projection` (Xavier
 initialisation there). ``n_dis`` D updates share the harness's real batch, split into
-``n_dis`` chunks (``--batch-size`` = 2 x the paper's batch).
+``n_dis`` chunks (``--batch-size`` = ``n_dis`` x the paper's batch: 2 x 2048 for the
+paper's ImageNet models, 4 x 50 for the authors' CIFAR-10 script). z is split into chunks
+whose sizes differ by at most one; the authors' code (``BigGAN.py``, ``hier``) instead
+rounds ``dim_z`` down to a multiple of the number of chunks (120 = 6 x 20 at 128 px, so
+the two agree there).
 """
 from __future__ import annotations
 
@@ -65,7 +87,7 @@ class BigGANConfig(ModelConfig):
     lr_d: float = 2e-4  # Adam learning rate of D
     beta1: float = 0.0  # Adam beta1
     beta2: float = 0.999  # Adam beta2
-    adam_eps: float = 1e-6  # Adam epsilon (the authors' code)
+    adam_eps: float = 1e-6  # Adam epsilon (the authors' ImageNet launch scripts; their parser default is 1e-8)
     truncation: float | None = None  # threshold t of the truncated normal used by generate() (None: off)
 
     def __post_init__(self):
@@ -249,7 +271,9 @@ _MNIST_LIKE = {"image_size": 32}
     "biggan", config=BigGANConfig, paper="Large Scale GAN Training for High Fidelity Natural Image Synthesis",
     authors="Brock, Donahue, Simonyan", arxiv="1809.11096", year=2019, task="class-conditional",
     defaults={"mnist": _MNIST_LIKE, "fashion-mnist": _MNIST_LIKE,
-              "cifar10": {"image_size": 32, "channels": 3, "g_channels": 256, "d_channels": 256, "z_dim": 128}},
+              # the authors' scripts/launch_cifar_ema.sh: 4 D steps, G and D at 2e-4 (see the docstring)
+              "cifar10": {"image_size": 32, "channels": 3, "g_channels": 256, "d_channels": 256, "z_dim": 128,
+                          "n_dis": 4, "lr_g": 2e-4, "lr_d": 2e-4}},
     description="SAGAN + shared class embedding and skip-z into conditional BatchNorm, orthogonal "
                 "regularisation (beta 1e-4), 2 D steps, Adam G 5e-5 / D 2e-4 (0, 0.999), truncation trick",
     reference_code="https://github.com/ajbrock/BigGAN-PyTorch (read; paper followed)",

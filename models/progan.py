@@ -21,21 +21,37 @@ Following the paper (Sections 2-4, Appendix A) and the authors' code
 * Pixelwise feature normalisation in G (Section 4.2): after every 3 x 3 convolution,
   ``b = a / sqrt(mean_c(a^2) + 1e-8)``; the latent z is normalised the same way.
 * Minibatch standard deviation (Section 3): before D's last 3 x 3 convolution, the
-  standard deviation of each feature over groups of 4 samples, averaged to one number per
-  group, is appended as an extra feature map.
+  standard deviation of each feature over groups of samples, averaged to one number per
+  group, is appended as an extra feature map. Section 3 takes it over the whole minibatch;
+  the official TensorFlow code groups 4 samples (``mbstd_group_size = 4`` in
+  ``networks.D_paper``; its ``preset-v1`` that reproduces the paper sets 16, the whole
+  minibatch of 16). ``mbstd_group`` keeps the code's 4.
 * Networks (Table 2): G: z -> dense to a base x base map, conv 3 x 3; per stage: up x2,
   two conv 3 x 3; toRGB 1 x 1 (linear). D mirrors it: fromRGB 1 x 1; per stage two conv
   3 x 3 and 2 x 2 average pooling; at the base: minibatch stddev, conv 3 x 3, dense, dense
   to one output. LeakyReLU(0.2) everywhere; no batch norm.
-  Widths ``min(fmap_base / 2**(stage + 1), fmap_max)`` (the official ``nf``); 512 at
-  every resolution up to 32 x 32 in the paper's CelebA-HQ/CIFAR-10 networks.
+  Widths ``min(fmap_base / 2**(stage + 1), fmap_max)`` (the official ``nf``); with the
+  CelebA-HQ values (``fmap_base`` 8192, ``fmap_max`` 512, latent 512: ``config.py``'s
+  baseline "from Appendix A.1") that is 512 at every resolution up to 32 x 32. The
+  CIFAR-10 network is narrower: ``fmap_base`` 4096, ``fmap_max`` 128, latent 128
+  (``config.py``, "Section 6.5: CIFAR10 inception scores"; the ``cifar10`` defaults).
 * Loss (Appendix A.1): WGAN-GP, ``lambda = 10``, plus the drift term
-  ``epsilon_drift * E[D(x)^2]`` with epsilon_drift = 0.001; one D step per G step; Adam
-  (alpha 0.001, beta1 0, beta2 0.99, eps 1e-8). For CIFAR-10 the paper uses the gradient
-  penalty with target ``gamma = 750`` (``((|grad| - gamma) / gamma)^2``), ``gp_target``.
-* Phases: 800k real images per fade-in and per stabilisation phase in the paper (batch 16
-  at low resolutions: ``phase_steps = 50_000``); the paper's per-resolution batch sizes
-  are not modelled (ganbench keeps one batch size per run).
+  ``epsilon_drift * E[D(x)^2]`` with epsilon_drift = 0.001; one D step per G step
+  (n_critic = 1); Adam (alpha 0.001, beta1 0, beta2 0.99, eps 1e-8) -- the official
+  ``config.py`` baseline (``iwass_lambda``, ``iwass_epsilon``, ``D_training_repeats``,
+  ``*_learning_rate_max``, ``adam_beta1/2``, ``adam_epsilon``). For CIFAR-10 the paper
+  uses the gradient penalty with target ``gamma = 750`` (``iwass_target = 750`` in the
+  Section 6.5 config), ``lambda ((|grad| - gamma) / gamma)^2`` as ``loss.py``'s
+  ``(|grad| - target)^2 * lambda / target^2``; ``gp_target``.
+* Phases: 800k real images per fade-in and per stabilisation phase for CelebA-HQ, LSUN
+  and Section 6.1 (``lod_training_kimg = lod_transition_kimg = 800``; the code's default
+  is 600), batch 16 up to 128 x 128 (then 14, 6, 3 at 256, 512, 1024): ``phase_steps =
+  50_000``. CIFAR-10 uses 400k images per phase at batch 16: ``phase_steps = 25_000``.
+  Not modelled: the per-resolution batch sizes (ganbench keeps one batch size per run),
+  the learning-rate ramp-up (40k images in the CelebA-HQ config, none for CIFAR-10) and
+  the TensorFlow code's reset of Adam's moments when a new resolution starts
+  (``reset_opt_for_new_lod``). The paper evaluates a running average of G's weights
+  (``G_smoothing = 0.999``): train with ``--ema 0.999``.
 
 G's output layer is linear (no tanh), as in the paper; :meth:`Generator.generate`
 clamps to [-1, 1] for evaluation (the official code clips when saving images) while
@@ -65,8 +81,8 @@ class ProGANConfig(ModelConfig):
     z_dim: int = 512  # length of the latent z (normalised onto the unit hypersphere's scale)
     fmap_base: int = 8192  # width of stage s: min(fmap_base / 2**(s + 1), fmap_max), s = 0 at the base
     fmap_max: int = 512  # largest number of feature maps of any layer
-    mbstd_group: int = 4  # minibatch-stddev group size (<= batch; the largest divisor of the batch is used)
-    phase_steps: int = 50_000  # steps per fade-in and per stabilisation phase (paper: 800k images at batch 16)
+    mbstd_group: int = 4  # minibatch-stddev group size (official TF code; <= batch, the largest divisor is used)
+    phase_steps: int = 50_000  # steps per fade-in and per stabilisation phase (CelebA-HQ: 800k images at batch 16)
     gp_lambda: float = 10.0  # lambda: weight of the WGAN-GP gradient penalty
     gp_target: float = 1.0  # gamma: target gradient norm (750 for CIFAR-10 in the paper)
     drift: float = 0.001  # epsilon_drift: weight of E[D(x)^2] keeping D's output near zero
@@ -365,7 +381,9 @@ _MNIST_28 = {"image_size": 28, "fmap_max": 128, "phase_steps": 10_000}
     "progan", config=ProGANConfig, paper="Progressive Growing of GANs for Improved Quality, Stability, and Variation",
     authors="Karras, Aila, Laine, Lehtinen", arxiv="1710.10196", year=2018, task="unconditional",
     defaults={"mnist": _MNIST_28, "fashion-mnist": _MNIST_28, "digits": {**_MNIST_28, "phase_steps": 2_000},
-              "cifar10": {"image_size": 32, "channels": 3, "gp_target": 750.0},
+              # config.py, "Section 6.5: CIFAR10 inception scores" (see the docstring)
+              "cifar10": {"image_size": 32, "channels": 3, "gp_target": 750.0, "z_dim": 128, "fmap_base": 4096,
+                          "fmap_max": 128, "phase_steps": 25_000},
               "celeba": {"image_size": 64, "channels": 3}},
     description="Progressive growing with fade-in, equalized learning rate, pixel norm in G, minibatch "
                 "stddev in D; WGAN-GP + drift 0.001; Adam(0.001, 0, 0.99)",
