@@ -171,6 +171,8 @@ def evaluate(
         source: for an image-conditioned generator (pix2pix, GPEN...), the images it
             translates: a paired dataset split (default: the test split of the dataset it
             was trained on) or a folder/.npz of source images. Recorded in the protocol.
+            Paired metrics (``l1``, ``psnr``) compare each translation with its ground
+            truth, which only a paired dataset split has.
     """
     started = time.perf_counter()
     device = device or default_device()
@@ -192,6 +194,8 @@ def evaluate(
         real = limit(resolve_source(reference, num_samples=num_reference, seed=seed + 1, device=device),
                      num_reference)
 
+    needs_targets = any(m.needs_targets for m, _ in plan)
+    targets = fake.paired_targets() if needs_targets else None  # uint8 (N, 3, H, W) ground truth
     for metric, opts in plan:
         need = metric.min_samples(opts)
         for side, src in (("input", fake), ("reference", real)):
@@ -208,6 +212,14 @@ def evaluate(
         if metric.needs_generator and not fake.is_generator:
             raise InputError(f"{metric.name} samples the generator itself: the input must be a generator "
                              f"(checkpoint or registered name), not {fake.descriptor!r}")
+        if metric.needs_targets and targets is None:
+            translated = fake.provenance().get("translation_source")
+            if translated is None:
+                raise InputError(f"{metric.name} compares each output with its ground truth: the input must be an "
+                                 f"image-conditioned generator (pix2pix, CycleGAN, GPEN) translating a paired "
+                                 f"dataset split, not {fake.descriptor!r}")
+            raise InputError(f"{metric.name} compares each translation with its ground truth, but the source "
+                             f"{translated!r} has none: use a paired split, e.g. --source mnist-edges:test")
 
     # The plan: one extractor per name, the union of features each must give.
     wanted: dict[str, set[str]] = {}
@@ -227,11 +239,16 @@ def evaluate(
         modules[name] = (module, tuple(sorted(feats)))
 
     fake_features = real_features = {}
-    if modules:
-        from ganbench.features import extract
+    outputs = None
+    if modules or needs_targets:
+        from ganbench.features import PIXELS, extract
 
+        # paired metrics: the same pass keeps the translated images, aligned with their targets
         fake_features = extract(fake, modules, batch_size=batch_size, device=device, use_cache=use_cache,
-                                progress=progress, label="input")
+                                progress=progress, label="input", keep_images=needs_targets)
+        if needs_targets:
+            outputs = fake_features.pop(PIXELS)["images"]
+            targets_digest = _tensor_digest(targets)
         if real is not None:
             real_modules = {n: modules[n] for n in modules
                             if any((m.extractor or extractor) == n and m.needs_reference for m, _ in plan)}
@@ -252,12 +269,19 @@ def evaluate(
                         "weights_standard": bool(values.pop("_weights_standard", False)),
                         "input_size": values.pop("_input_size", None), "resize": values.pop("_resize", "")}
         else:
-            name = metric.extractor or extractor
-            module = modules[name][0]
-            ext_info = module.describe()
-            real_feats = real_features.get(name) if metric.needs_reference else None
             extra = {"labels": fake.class_labels()} if metric.needs_labels else {}
-            values = metric.compute(fake_features[name], real_feats, generator=gen, **extra, **opts)
+            if metric.needs_targets:
+                extra.update(outputs=outputs, targets=targets)
+            if metric.features:
+                name = metric.extractor or extractor
+                ext_info = modules[name][0].describe()
+                feats = fake_features[name]
+                real_feats = real_features.get(name) if metric.needs_reference else None
+            else:  # pixel-space metrics: no network, no weights to be non-standard
+                ext_info = {"extractor": "pixels", "weights_sha256": None, "weights_standard": True,
+                            "input_size": None if targets is None else targets.shape[-1], "resize": ""}
+                feats, real_feats = {}, None
+            values = metric.compute(feats, real_feats, generator=gen, **extra, **opts)
         # an option a metric resolved itself (e.g. PPL's space "auto" -> "w") is recorded as used
         opts = {**opts, **values.pop("_resolved_options", {})}
         for key in [k for k in values if k.startswith("_")]:
@@ -274,12 +298,18 @@ def evaluate(
         if "translation_source" in fake_prov:  # image-conditioned generators: what was translated
             protocol["source"] = fake_prov["translation_source"]
             protocol["source_content"] = fake_prov["translation_source_content"]
+        row_dataset = {}
+        if metric.needs_targets:  # scored against the source split's own ground truth
+            protocol["targets"] = fake_prov["translation_source"]
+            protocol["targets_content"] = targets_digest
+            dataset, _, split = fake_prov["translation_source"].partition(":")  # a paired split: name:split
+            row_dataset = {"dataset": dataset, "split": split or None}
         protocol_text = json.dumps(protocol, sort_keys=True, default=str)
         for key, value in values.items():
             if key.endswith("_std"):
                 continue
             rows.append({
-                **common,
+                **common, **row_dataset,
                 "metric": metric.name, "key": key, "value": float(value),
                 "std": float(values[f"{key}_std"]) if f"{key}_std" in values else None,
                 "higher_is_better": bool(metric.higher_is_better.get(key, False)),
@@ -300,6 +330,11 @@ def evaluate(
 
         open_store().append(rows)
     return result
+
+
+def _tensor_digest(tensor: torch.Tensor) -> str:
+    digest = hashlib.sha256(str(tuple(tensor.shape)).encode() + tensor.contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _opts_text(opts: dict[str, Any]) -> str:

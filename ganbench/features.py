@@ -27,6 +27,7 @@ import torch
 from ganbench.sources import ImageSource, iter_batches
 
 FEATURE_FORMAT_VERSION = 1  # bump when cached features could change meaning
+PIXELS = "_pixels"  # extract(keep_images=True): {PIXELS: {"images": uint8 (N, 3, H, W)}}
 
 
 def cache_dir() -> Path:
@@ -95,12 +96,15 @@ def _distributed() -> tuple[int, int]:
 
 def extract(source: ImageSource, extractors: dict[str, tuple[torch.nn.Module, tuple[str, ...]]], *,
             batch_size: int = 64, device: torch.device | str = "cpu", use_cache: bool = True,
-            progress: bool = True, label: str = "") -> dict[str, dict[str, torch.Tensor]]:
+            progress: bool = True, label: str = "", keep_images: bool = False) -> dict[str, dict[str, torch.Tensor]]:
     """Features of every image of ``source`` for every extractor, in one pass.
 
     Args:
         source: the images.
         extractors: {extractor name: (module, feature names wanted)}.
+        keep_images: also return the images themselves, in order, under
+            ``{PIXELS: {"images": uint8 (N, 3, H, W)}}`` (for paired metrics; the pass
+            runs even when every extractor's features are cached).
     Returns:
         {extractor name: {feature name: float32 (N, D) CPU tensor}}.
     """
@@ -120,7 +124,7 @@ def extract(source: ImageSource, extractors: dict[str, tuple[torch.nn.Module, tu
                 continue
             cache_keys[name] = key_fields
         todo[name] = (module, tuple(feats))
-    if not todo:
+    if not todo and not keep_images:
         return results
 
     rank, world = _distributed()
@@ -140,6 +144,8 @@ def extract(source: ImageSource, extractors: dict[str, tuple[torch.nn.Module, tu
             for name, (module, feats) in todo.items():
                 out = module(images, feats)
                 outputs[name] = {f: out[f].float().cpu() for f in feats}
+            if keep_images:
+                outputs[PIXELS] = {"images": images.cpu()}
             batches.append((b, outputs))
             if bar is not None:
                 bar.update(len(images))
@@ -154,4 +160,6 @@ def extract(source: ImageSource, extractors: dict[str, tuple[torch.nn.Module, tu
         results[name] = {f: torch.cat([out[name][f] for _, out in batches]) for f in feats}
         if name in cache_keys and rank == 0:
             _write_cache(_cache_path(cache_keys[name]), cache_keys[name], results[name])
+    if keep_images:
+        results[PIXELS] = {"images": torch.cat([out[PIXELS]["images"] for _, out in batches])}
     return results

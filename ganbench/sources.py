@@ -69,6 +69,12 @@ class ImageSource:
             return None
         return torch.as_tensor(labels, dtype=torch.int64).reshape(-1)[:len(self)].cpu()
 
+    def paired_targets(self) -> torch.Tensor | None:
+        """The ground truth of every image, in order, as uint8 (N, 3, H, W): what an image-
+        conditioned generator should have produced from each source (paired datasets);
+        None when there is none."""
+        return None
+
 
 class TensorSource(ImageSource):
     """Images already in memory (array files, built-in datasets, tensors)."""
@@ -225,7 +231,7 @@ class TranslationSource(ImageSource):
 
     Attributes:
         targets: uint8 (N, C, H, W) ground truth aligned with the sources (paired
-            datasets), else None.
+            datasets), else None (folders, .npz, unpaired training splits).
         source_spec: the source as recorded in the results (``mnist-edges:test``).
     """
 
@@ -262,6 +268,9 @@ class TranslationSource(ImageSource):
     def images(self, start, stop):
         return to_rgb_uint8(self.translate(start, stop), what=self.descriptor)
 
+    def paired_targets(self):
+        return None if self.targets is None else to_rgb_uint8(self.targets, what=f"{self.source_spec} targets")
+
     def provenance(self):
         digest = hashlib.sha256(str(tuple(self.sources.shape)).encode() + self.sources.numpy().tobytes())
         return {"source": self.descriptor, **self.metadata, "translation_source": self.source_spec,
@@ -279,7 +288,8 @@ def _translation_inputs(spec: str) -> tuple[torch.Tensor, torch.Tensor | None, s
 
         split = parse_name(spec).split or "test"
         data = open_paired(name, split)
-        return data.sources, data.images, f"{name}:{split}"
+        # an unpaired split's sources are not the ground truth of its targets: no targets
+        return data.sources, data.images if data.paired else None, f"{name}:{split}"
     finite = resolve_source(spec)
     if finite.is_generator or isinstance(finite, TranslationSource):
         raise InputError(f"--source {spec!r} must hold images (a paired dataset split, folder or .npz), "
@@ -435,6 +445,10 @@ class LimitedSource(ImageSource):
 
     def images(self, start, stop):
         return self.source.images(start, min(stop, self.n))
+
+    def paired_targets(self):
+        targets = self.source.paired_targets()
+        return None if targets is None else targets[:self.n]
 
     def content_key(self):
         key = self.source.content_key()

@@ -103,13 +103,12 @@ def open_paired(spec: str, split: str | None = None) -> PairedImageSet:
 
 
 def paired_errors(outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
-    """Mean absolute error (0..1 units) and PSNR (dB, peak 1) of uint8 outputs vs targets,
-    both uint8 (N, C, H, W) of the same shape."""
-    if outputs.shape != targets.shape:
-        raise InputError(f"outputs {tuple(outputs.shape)} and targets {tuple(targets.shape)} differ in shape")
-    a, b = outputs.double() / 255.0, targets.double() / 255.0
-    mse = (a - b).pow(2).flatten(1).mean(1).clamp_min(1e-10)
-    return {"l1": float((a - b).abs().mean()), "psnr": float((10 * torch.log10(1.0 / mse)).mean())}
+    """The ``l1`` (mean absolute error, pixels in [0, 1]) and ``psnr`` (dB, peak 1, per image
+    then averaged, capped at 100 dB) metrics of uint8 outputs vs targets, both uint8
+    (N, C, H, W) of the same shape; definitions in :mod:`ganbench.metrics.paired`."""
+    from ganbench.metrics.paired import mean_absolute_error, psnr_per_image
+
+    return {"l1": mean_absolute_error(outputs, targets), "psnr": psnr_per_image(outputs, targets).mean().item()}
 
 
 # ---------------------------------------------------------------------------------------

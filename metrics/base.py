@@ -16,7 +16,9 @@ which extractor (``None``: the run's extractor; a name: always that one, e.g. to
 fidelity's precision/recall on VGG16), whether it needs reference features, which of
 its outputs are better when higher, and a ``version`` bumped whenever its numbers could
 change. The runner takes the union of what all requested metrics need, builds each
-extractor once, and runs one pass over every input.
+extractor once, and runs one pass over every input. A *paired* metric (``needs_targets``)
+compares pixels instead: in the same pass the runner keeps the translated images and gives
+them with their aligned ground-truth targets (paired translation / restoration datasets).
 """
 from __future__ import annotations
 
@@ -77,6 +79,9 @@ class Metric:
     description: str = ""
     needs_generator: bool = False  # PPL, LPIPS diversity: computed from the generator itself
     needs_labels: bool = False  # compute() also gets labels=: the class of each input image (or None)
+    # paired metrics (L1, PSNR): compute() also gets outputs= and targets=, uint8 (N, 3, H, W): the
+    # input's images (an image-conditioned generator's translations) and the ground truth of each
+    needs_targets: bool = False
 
 
 def register_metric(metric: Metric) -> Metric:

@@ -8,6 +8,7 @@ digits), the L1 error to the ground truth, and for CycleGAN the cycle reconstruc
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -222,3 +223,104 @@ def test_short_run_learns(name, dataset, source, batch_size, lenet_reference, ev
         print(f"cyclegan: cycle L1 {err_before:.3f} -> {err_after:.3f}")
         assert err_after < 0.5 * err_before
 
+
+
+# ---------------------------------------------------------------------------------------
+# Paired metrics (l1, psnr): each translation against its own ground truth
+# ---------------------------------------------------------------------------------------
+def test_paired_metric_maths_on_hand_computed_values():
+    from ganbench.metrics.paired import PSNR_MAX_DB, mean_absolute_error, psnr_per_image
+
+    target = torch.full((2, 1, 4, 4), 100, dtype=torch.uint8)
+    offset = target + torch.tensor([51, 0], dtype=torch.uint8)[:, None, None, None]  # image 0 off by 51 = 0.2
+    # L1 in [0, 1] units: image 0 is off by 0.2 everywhere, image 1 is exact -> mean 0.1
+    assert mean_absolute_error(offset, target) == pytest.approx(0.1, abs=1e-12)
+    # PSNR of a constant offset d (peak 1): -10 log10(d^2) = -20 log10(0.2) = 13.979 dB; exact copy -> the cap
+    psnr = psnr_per_image(offset, target)
+    assert psnr[0].item() == pytest.approx(-20 * math.log10(0.2), abs=1e-9)
+    assert psnr[1].item() == PSNR_MAX_DB == 100.0
+    # per image, then averaged (not the PSNR of the pooled MSE): half the pixels of one image off by 255
+    half = target.clone()
+    half[0, :, :2] = 255  # off by 155 on 8 of 16 pixels: MSE (155/255)^2 / 2
+    expected = -10 * math.log10((155 / 255) ** 2 / 2)
+    assert psnr_per_image(half, target)[0].item() == pytest.approx(expected, abs=1e-9)
+    assert psnr_per_image(half, target, max_db=5.0)[0].item() == 5.0
+    # identity: L1 0, PSNR at the cap; symmetric; 1 vs 3 replicated channels give the same numbers
+    images = torch.randint(0, 256, (3, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    assert mean_absolute_error(images, images) == 0.0 and (psnr_per_image(images, images) == 100.0).all()
+    other = images.flip(0)
+    assert mean_absolute_error(images, other) == mean_absolute_error(other, images) > 0
+    rgb, other_rgb = images.expand(-1, 3, -1, -1), other.expand(-1, 3, -1, -1)
+    assert torch.allclose(psnr_per_image(rgb, other_rgb), psnr_per_image(images, other), rtol=1e-12, atol=0)
+    assert mean_absolute_error(rgb, other_rgb) == pytest.approx(mean_absolute_error(images, other), rel=1e-12)
+    with pytest.raises(InputError, match="same shape"):
+        mean_absolute_error(images, images[:2])
+    with pytest.raises(InputError, match="uint8"):
+        psnr_per_image(images.float(), images.float())
+
+
+def test_paired_metrics_without_targets_are_a_clear_error(data_dir, tmp_path):
+    import numpy as np
+
+    from ganbench.evaluation import evaluate
+
+    generator = untrained("pix2pix", "mnist-edges").eval()
+    with pytest.raises(InputError, match="l1 compares each output with its ground truth.*image-conditioned"):
+        evaluate("mnist:test", None, ["l1"], num_samples=10, progress=False)
+    sources = tmp_path / "edges.npz"
+    np.savez(sources, images=np.zeros((4, 28, 28), np.uint8))
+    with pytest.raises(InputError, match=r"psnr compares each translation .* source '.*edges.npz' has none"):
+        evaluate(generator, None, ["psnr"], source=str(sources), progress=False)
+    with pytest.raises(GanbenchError, match="'l1' has no option"):
+        evaluate(generator, None, ["l1"], source="mnist-edges:test", options={"l1": {"pixel_range": "[-1, 1]"}},
+                 progress=False)
+
+
+def test_paired_metrics_land_in_the_results_store_in_the_one_pass(data_dir, tmp_path, monkeypatch):
+    from ganbench.cli import main
+    from ganbench.leaderboards import open_store
+    from ganbench.leaderboards.board import build_leaderboards
+    from ganbench.sources import TranslationSource
+    from ganbench.training import train
+
+    run = train("pix2pix", "mnist-edges", steps=3, batch_size=8, overrides=model_info("pix2pix").tiny,
+                out=str(tmp_path / "run"), progress=False)
+    calls = []
+    translate = TranslationSource.translate
+    monkeypatch.setattr(TranslationSource, "translate", lambda self, a, b: calls.append(b - a) or translate(self, a, b))
+    cli = CliRunner().invoke(main, ["eval", "-m", "l1", "-m", "psnr", "-m", "fid", "-i", str(run.checkpoint),
+                                    "-r", "mnist:test", "--source", "mnist-edges:test", "--extractor", "lenet-mnist",
+                                    "-n", "200", "--num-reference", "500", "-q"])
+    assert cli.exit_code == 0, cli.output
+    assert sum(calls) == 200, "one translation pass feeds the features and the paired metrics"
+
+    rows = open_store().load()
+    by_key = {r["key"]: r for _, r in rows.iterrows()}
+    assert set(by_key) == {"l1", "psnr", "fid"}
+    l1, psnr = by_key["l1"], by_key["psnr"]
+    assert not l1["higher_is_better"] and psnr["higher_is_better"]
+    assert (l1["dataset"], l1["split"], l1["extractor"]) == ("mnist-edges", "test", "pixels")
+    assert by_key["fid"]["dataset"] == "mnist"  # feature metrics keep their reference's dataset
+    protocol = json.loads(psnr["protocol"])
+    assert protocol["source"] == protocol["targets"] == "mnist-edges:test" and protocol["num_samples"] == 200
+    assert protocol["options"] == {"max_db": 100.0, "pixel_range": "[0, 1]", "peak": 1.0, "average": "per image"}
+    assert protocol["reference"] is None and protocol["input_size"] == 32  # the model's resolution
+
+    # the stored numbers are the pure functions of the checkpoint's translations and their targets
+    from ganbench.checkpoints import load_generator
+    from ganbench.translation import paired_errors
+
+    source = TranslationSource(load_generator(run.checkpoint)[0], "mnist-edges:test")
+    expected = paired_errors(source.translate(0, 200), source.targets[:200])
+    assert l1["value"] == pytest.approx(expected["l1"], rel=1e-12) and 0 < l1["value"] < 1
+    assert psnr["value"] == pytest.approx(expected["psnr"], rel=1e-12) and 0 < psnr["value"] < 100
+
+    # another source split is another protocol, never ranked with the first; l1 ranks lowest first
+    cli = CliRunner().invoke(main, ["eval", "-m", "l1", "-i", str(run.checkpoint), "--source", "mnist-degraded",
+                                    "-n", "200", "-q"])
+    assert cli.exit_code == 0, cli.output
+    rows = open_store().load(metric="l1")
+    assert sorted(rows["dataset"]) == ["mnist-degraded", "mnist-edges"] and rows["protocol_id"].nunique() == 2
+    boards = build_leaderboards(open_store().load(dataset="mnist-edges"))
+    assert len(boards) == 1 and {c.key for c in boards[0].columns} == {"l1", "psnr"}
+    assert {c.key: c.higher_is_better for c in boards[0].columns} == {"l1": False, "psnr": True}

@@ -102,7 +102,7 @@ def metrics_cmd():
 
     for entry in metrics.entries():
         m = entry.load()
-        needs = "generator" if m.needs_generator else (
+        needs = "generator" if m.needs_generator else "pixels vs paired targets" if not m.features else (
             f"features {','.join(m.features)}" + (f" from {m.extractor}" if m.extractor else ""))
         ref = "reference" if m.needs_reference else "no reference"
         click.echo(f"{entry.name:16s} {needs}; {ref}; options: "
