@@ -29,7 +29,11 @@ G and E share one Adam optimiser and step together after each D step.
 ``ali`` follows ALI's convolutional models (Appendix A, SVHN / CIFAR-10 tables) scaled to
 the dataset: z 64-d N(0, I); a *stochastic* encoder q(z|x) = N(mu(x), sigma(x)^2)
 sampled with the reparameterisation trick; D without BatchNorm but with dropout 0.2 in
-its x, z and joint branches; Adam lr 1e-4, beta1 0.5, beta2 1e-3, batch 100.
+its x, z and joint branches; Adam lr 1e-4, beta1 0.5, beta2 0.999, batch 100. (The
+tables print "beta2 = 10^-3": the authors trained with Blocks, whose Adam takes one minus
+the decay rates -- its defaults beta1 = 0.1, beta2 = 0.001 are the usual 0.9, 0.999 --
+so 10^-3 is PyTorch's 0.999; taken literally, v tracks only the last gradient and ALI
+diverges within ~100 steps. beta1 = 0.5 reads the same either way.)
 The convolutional networks (``arch="conv"``) are DCGAN-style stacks of 4 x 4 stride-2
 (transposed) convolutions from/to a 4 x 4 (or 7 x 7 for 28 px) map, so 28, 32 and 64 px
 all build; ALI's exact per-layer kernel tables are not reproduced.
@@ -373,7 +377,7 @@ class ALIConfig(BiGANConfig):
     d_dropout: float = 0.2  # dropout in every D branch
     lr: float = 1e-4  # Adam learning rate
     beta1: float = 0.5  # Adam beta1
-    beta2: float = 1e-3  # Adam beta2 (sic: ALI's tables)
+    beta2: float = 0.999  # Adam beta2: the tables' "1e-3" in Blocks' convention (1 - beta2), see the docstring
     weight_decay: float = 0.0  # no weight decay
     lr_decay_start: int | None = None  # constant learning rate
 
