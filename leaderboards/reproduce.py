@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 EXTRACTORS = {"mnist": "lenet-mnist", "fashion-mnist": "lenet-fashion", "digits": "lenet-mnist"}
-LEARNABLE_TASKS = ("unconditional", "class-conditional")
+LEARNABLE_TASKS = ("unconditional", "class-conditional", "representation learning")  # sampled from a prior
 HERE = Path(__file__).resolve().parent
 
 

@@ -171,9 +171,10 @@ _MNIST = {"image_size": 28}
               "cifar10": {"image_size": 32, "channels": 3, "arch": "conv", "z_dim": 64}},
     description="BiGAN with G(z, c), an encoder inverting both z and c, D on (x, z, c), and the "
                 "extrinsic factor loss with a dynamic importance weight",
-    # convolutional nets learn images in a few hundred steps (lenet FID 893 -> 175 at 800 steps);
-    # G still ignores c that early (class accuracy 0.09), see tests/test_models.py
+    # convolutional nets learn images in a few hundred steps (lenet FID 893 -> 175 at 800 steps),
+    # the class later, once D ties x to c: lenet class accuracy 0.09 at 800 steps, 0.29 at 1600,
+    # 0.73 at 2000 (seed 1; FID 31), 0.92 at 2400 (FID 18)
     tiny={"arch": "conv", "z_dim": 32, "conv_channels": 16, "d_z_hidden": 64, "d_joint_hidden": 128, "lr": 2e-3},
-    test_steps=800)
+    test_steps=2000)
 def build(config: BiCGANConfig) -> BiCGAN:
     return BiCGAN(config)

@@ -360,7 +360,9 @@ _MLP_MNIST = {"image_size": 28}
               "cifar10": {"image_size": 32, "channels": 3, "arch": "conv", "z_dim": 64},
               "celeba": {"image_size": 64, "channels": 3, "arch": "conv", "z_dim": 64}},
     description="generator, encoder and a joint discriminator on (x, z); MLPs of BiGAN's MNIST model",
-    reference_code="https://github.com/jeffdonahue/bigan (read; networks as in the paper's appendix)")
+    reference_code="https://github.com/jeffdonahue/bigan (read; networks as in the paper's appendix)",
+    # 256-unit MLPs: lenet FID 893 -> 293 after 2000 steps (27 s on one CPU thread)
+    tiny={"hidden": 256}, test_steps=2000)
 def build_bigan(config: BiGANConfig) -> BiGAN:
     return BiGAN(config)
 
@@ -392,6 +394,9 @@ _ALI_32 = {"image_size": 32}
     defaults={"mnist": _ALI_32, "fashion-mnist": _ALI_32, "digits": _ALI_32,
               "cifar10": {"image_size": 32, "channels": 3}, "celeba": {"image_size": 64, "channels": 3}},
     description="BiGAN with a stochastic Gaussian encoder, convolutional networks, dropout in D",
-    reference_code="https://github.com/IshmaelBelghazi/ALI (read; hyperparameters from the paper's tables)")
+    reference_code="https://github.com/IshmaelBelghazi/ALI (read; hyperparameters from the paper's tables)",
+    # 16 px, narrow conv nets: lenet FID 893 -> 513 after 600 steps (20 s on one CPU thread)
+    tiny={"image_size": 16, "conv_channels": 16, "d_z_hidden": 64, "d_joint_hidden": 128, "lr": 1e-3},
+    test_steps=600)
 def build_ali(config: ALIConfig) -> BiGAN:
     return BiGAN(config)

@@ -146,6 +146,28 @@ def test_began_resume_restores_k(tmp_path):
         assert torch.equal(a, b)
 
 
+def test_began_linear_output_trains_raw_and_samples_clamped():
+    """``g_output="linear"`` (the paper's G): D is trained on G's raw output, which may leave
+    [-1, 1]; sampled images are clamped to ganbench's range. ``"tanh"`` squashes both."""
+    torch.manual_seed(0)
+    model = create_model("began", **BEGAN_TINY, g_output="linear")
+    g = model.generator
+    with torch.no_grad():
+        for p in g.decoder.net[-1].parameters():
+            p.mul_(50.0)  # make the raw output overshoot
+        z = torch.rand(8, g.latent.z_dim) * 2 - 1
+        raw, sampled = g.forward_train(z), g.generate(z)
+    assert raw.abs().max() > 1.0
+    assert sampled.min() >= -1.0 and sampled.max() <= 1.0
+    torch.testing.assert_close(sampled, raw.clamp(-1, 1))
+    tanh_model = create_model("began", **BEGAN_TINY, g_output="tanh")
+    with torch.no_grad():
+        torch.testing.assert_close(tanh_model.generator.forward_train(z),
+                                   torch.tanh(tanh_model.generator.decoder(z)))
+    with pytest.raises(Exception, match="g_output"):
+        create_model("began", **BEGAN_TINY, g_output="sigmoid")
+
+
 # --- InfoGAN ---------------------------------------------------------------------------
 INFOGAN_FAST = {"g_channels": 16, "d_channels": 16, "fc_dim": 128, "q_dim": 32}
 
