@@ -23,6 +23,7 @@ import json
 import math
 import os
 import sqlite3
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -298,7 +299,7 @@ class SQLiteStore(ResultsStore):
             raise GanbenchError(f"cannot open results store {self.path}: {exc}") from None
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")  # persistent; readers never block writers
+            _set_wal(conn)
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise self._error(exc) from None
@@ -411,6 +412,24 @@ class SQLiteStore(ResultsStore):
             raise self._error(exc) from None
         finally:
             conn.close()
+
+
+def _set_wal(conn: sqlite3.Connection) -> None:
+    """Switch the file to WAL (persistent; readers never block writers). Changing the
+    journal mode needs an exclusive lock and SQLite answers "database is locked" at once,
+    without its busy handler, while another connection holds one (several writers opening
+    a new store together): retry until the busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    delay = 0.01
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
 
 
 def _sql_value(v: Any) -> Any:
