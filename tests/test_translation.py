@@ -283,6 +283,7 @@ def test_paired_metrics_land_in_the_results_store_in_the_one_pass(data_dir, tmp_
     from ganbench.sources import TranslationSource
     from ganbench.training import train
 
+    monkeypatch.setenv("GANBENCH_RESULTS", str(tmp_path / "results.sqlite"))  # only this test's rows
     run = train("pix2pix", "mnist-edges", steps=3, batch_size=8, overrides=model_info("pix2pix").tiny,
                 out=str(tmp_path / "run"), progress=False)
     calls = []
