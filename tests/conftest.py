@@ -35,10 +35,10 @@ def pytest_configure(config):
 
 
 @pytest.fixture(autouse=True)
-def _private_state(tmp_path_factory, monkeypatch):
+def _private_state(tmp_path_factory, tmp_path, monkeypatch):
     root = tmp_path_factory.getbasetemp() / "ganbench-state"
-    monkeypatch.setenv("GANBENCH_CACHE_DIR", str(root / "cache"))
-    monkeypatch.setenv("GANBENCH_RESULTS", str(root / "results.sqlite"))
+    monkeypatch.setenv("GANBENCH_CACHE_DIR", str(root / "cache"))  # shared by a worker's tests: reuse is the point
+    monkeypatch.setenv("GANBENCH_RESULTS", str(tmp_path / "results.sqlite"))  # each test sees only its own rows
     monkeypatch.setenv("GANBENCH_HOME", str(root / "home"))
     monkeypatch.setenv("GANBENCH_OFFLINE", "1")  # never try a download inside tests
     data = shared_data_dir()
