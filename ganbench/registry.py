@@ -7,11 +7,16 @@ in ``ganbench.registries.models`` exactly like a built-in model.
 
 Built-in entries are registered on import of their package (``ganbench.models`` etc.),
 which the registry imports lazily the first time it is queried.
+
+A plug-in whose module fails to import is skipped by :meth:`Registry.entries` (the
+listings) with a :class:`PluginWarning`; using it by name raises :class:`PluginError`
+with the cause.
 """
 from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from typing import Any, Callable, Generic, Iterator, TypeVar
@@ -19,6 +24,21 @@ from typing import Any, Callable, Generic, Iterator, TypeVar
 from ganbench.errors import GanbenchError, UnknownNameError
 
 T = TypeVar("T")
+
+
+class PluginError(GanbenchError):
+    """A plug-in (entry point) whose module cannot be imported."""
+
+
+class PluginWarning(UserWarning):
+    """A broken plug-in left out of a listing."""
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    if isinstance(exc, GanbenchError):
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 @dataclass
@@ -29,10 +49,15 @@ class Entry(Generic[T]):
     target: T | str  # the object, or a lazy "module:attr" reference
     _metadata: dict[str, Any] = field(default_factory=dict)
     origin: str = "builtin"  # "builtin", "entry-point:<distribution>", "user"
+    error: PluginError | None = None  # why this plug-in's module failed to import
+
+    @property
+    def plugin(self) -> bool:
+        return self.origin.startswith("entry-point")
 
     @property
     def metadata(self) -> dict[str, Any]:
-        if isinstance(self.target, str) and self.origin.startswith("entry-point"):
+        if isinstance(self.target, str) and self.plugin:
             self.load()  # a plug-in's metadata is registered when its module is imported
         return self._metadata
 
@@ -41,8 +66,18 @@ class Entry(Generic[T]):
         self._metadata = value
 
     def load(self) -> T:
+        if self.error is not None:
+            raise self.error
         if isinstance(self.target, str):
-            self.target = _import_target(self.target)
+            try:
+                self.target = _import_target(self.target)
+            except Exception as exc:  # a plug-in may raise anything on import
+                if not self.plugin:
+                    raise
+                package = self.origin.partition(":")[2]
+                self.error = PluginError(f"plug-in {self.name} (package {package}) failed to load: "
+                                         f"{_one_line(exc)}")
+                raise self.error from exc
         return self.target
 
 
@@ -101,7 +136,7 @@ class Registry(Generic[T]):
                 existing = self._entries[key]
                 if existing.target is target:
                     return target
-                if (isinstance(existing.target, str) and existing.origin.startswith("entry-point")
+                if (isinstance(existing.target, str) and existing.plugin
                         and existing.target.partition(":")[0] in sys.modules):
                     # the plug-in module an entry point names, being imported, registers its
                     # object itself (same decorator as a built-in): fill in the placeholder
@@ -170,9 +205,18 @@ class Registry(Generic[T]):
         return names
 
     def entries(self) -> Iterator[Entry[T]]:
+        """Every entry, sorted by name; plug-ins are imported, and one that fails to import
+        is skipped with a :class:`PluginWarning` (``get`` on it raises the cause)."""
         self._populate()
         for name in sorted(self._entries):
-            yield self._entries[name]
+            entry = self._entries[name]
+            if entry.plugin:
+                try:
+                    entry.load()
+                except PluginError as exc:
+                    warnings.warn(f"{exc}; skipped", PluginWarning, stacklevel=2)
+                    continue
+            yield entry
 
     def __contains__(self, name: object) -> bool:
         self._populate()

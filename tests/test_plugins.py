@@ -10,6 +10,7 @@ temporary target folder) and checks it from a fresh interpreter."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from click.testing import CliRunner
 from ganbench import registries
 from ganbench.cli import main
 from ganbench.evaluation import evaluate
+from ganbench.registry import PluginError
 
 PLUGIN = Path(__file__).resolve().parents[1] / "examples" / "ganbench-example-plugin"
 DIST = "ganbench-example-plugin"
@@ -46,27 +48,41 @@ def test_the_example_declares_one_of_each_kind():
     assert (PLUGIN / "README.md").is_file()
 
 
+def fake_install(root: Path, name: str, version: str, entry_points: dict[str, dict[str, str]]) -> None:
+    """A ``.dist-info`` folder under ``root`` declaring ``entry_points`` (put ``root`` on sys.path)."""
+    dist_info = root / f"{name.replace('-', '_')}-{version}.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (dist_info / "entry_points.txt").write_text("".join(
+        f"[{group}]\n" + "".join(f"{ep} = {target}\n" for ep, target in entries.items()) + "\n"
+        for group, entries in entry_points.items()))
+
+
+def rescan(monkeypatch) -> None:
+    """Make every plug-in registry scan entry points again at its next query; restored after
+    the test. Call it before putting a plug-in on sys.path, or the registry kept after the
+    test would hold the plug-in."""
+    for registry in GROUPS.values():
+        registry.names()  # built-ins first, as in a normal process
+        monkeypatch.setattr(registry, "_entries", dict(registry._entries))  # a private copy
+        monkeypatch.setattr(registry, "_populated", False)
+
+
+def forget_modules(package: str) -> None:
+    for module in [m for m in sys.modules if m.split(".")[0] == package]:
+        del sys.modules[module]
+
+
 @pytest.fixture
 def plugin(tmp_path, monkeypatch):
     """The example plug-in 'installed' for this test; the registries re-scan entry points."""
     project = tomllib.loads((PLUGIN / "pyproject.toml").read_text())["project"]
-    dist_info = tmp_path / f"{project['name'].replace('-', '_')}-{project['version']}.dist-info"
-    dist_info.mkdir()
-    (dist_info / "METADATA").write_text(
-        f"Metadata-Version: 2.1\nName: {project['name']}\nVersion: {project['version']}\n")
-    (dist_info / "entry_points.txt").write_text("".join(
-        f"[{group}]\n" + "".join(f"{name} = {target}\n" for name, target in entries.items()) + "\n"
-        for group, entries in project["entry-points"].items()))
+    rescan(monkeypatch)
+    fake_install(tmp_path, project["name"], project["version"], project["entry-points"])
     monkeypatch.syspath_prepend(str(PLUGIN / "src"))
     monkeypatch.syspath_prepend(str(tmp_path))
-    for registry in GROUPS.values():
-        registry.names()  # built-ins first, as in a normal process
-        # a private copy of the entries, scanned again; both restored after the test
-        monkeypatch.setattr(registry, "_entries", dict(registry._entries))
-        monkeypatch.setattr(registry, "_populated", False)
     yield declared_entry_points()
-    for module in [m for m in sys.modules if m.split(".")[0] == "ganbench_example_plugin"]:
-        del sys.modules[module]
+    forget_modules("ganbench_example_plugin")
 
 
 def test_each_plugin_appears_in_its_registry_like_a_builtin(plugin):
@@ -135,6 +151,61 @@ def test_plugins_are_listed_by_the_cli(plugin):
     assert "example-mean-distance" in out
     out = runner.invoke(main, ["extractors"]).output
     assert "example-pixels" in out and "pool" in out
+
+
+# ---- a plug-in whose module raises on import ------------------------------------------
+BROKEN_DIST = "ganbench-broken-plugin"
+BROKEN = {  # CLI listing -> (entry-point group, name of the broken entry)
+    "models": ("ganbench.models", "broken-gan"),
+    "metrics": ("ganbench.metrics", "broken-metric"),
+    "extractors": ("ganbench.feature_extractors", "broken-extractor"),
+    "datasets": ("ganbench.datasets", "broken-shapes"),
+}
+
+
+@pytest.fixture
+def broken_plugin(plugin, tmp_path, monkeypatch):
+    """Besides the example plug-in, one whose module raises on import, in every group."""
+    root = tmp_path / "broken"
+    (root / "ganbench_broken_plugin").mkdir(parents=True)
+    (root / "ganbench_broken_plugin" / "__init__.py").write_text('raise RuntimeError("boom: no GPU here")\n')
+    rescan(monkeypatch)
+    fake_install(root, BROKEN_DIST, "0.1.0",
+                 {group: {name: "ganbench_broken_plugin:build"} for group, name in BROKEN.values()})
+    monkeypatch.syspath_prepend(str(root))
+    yield
+    forget_modules("ganbench_broken_plugin")
+
+
+def broken_message(name: str) -> str:
+    return f"plug-in {name} (package {BROKEN_DIST}) failed to load: RuntimeError: boom: no GPU here"
+
+
+@pytest.mark.parametrize("command", sorted(BROKEN))
+def test_a_broken_plugin_is_skipped_with_one_warning(broken_plugin, command):
+    group, name = BROKEN[command]
+    res = CliRunner().invoke(main, [command])
+    assert res.exit_code == 0, res.output
+    assert res.stderr.splitlines() == [f"warning: {broken_message(name)}; skipped"]
+    [good] = declared_entry_points()[group]  # the working plug-in and the built-ins are listed
+    assert good in res.stdout and name not in res.stdout and "Traceback" not in res.output
+    assert len(res.stdout.splitlines()) > 2
+
+
+@pytest.mark.parametrize("command", sorted(BROKEN))
+def test_a_broken_plugin_used_by_name_is_a_one_line_error(broken_plugin, command):
+    group, name = BROKEN[command]
+    with pytest.raises(PluginError, match=re.escape(broken_message(name))):
+        GROUPS[group].get(name)
+    assert name in GROUPS[group].names()  # still known by name, so the cause can be given
+
+
+def test_the_cli_names_the_cause_of_a_broken_plugin(broken_plugin, tmp_path):
+    for args in (["models", "show", "broken-gan"], ["train", "broken-gan", "--dataset", "digits", "--steps", "1",
+                                                      "--out", str(tmp_path / "run")]):
+        res = CliRunner().invoke(main, args)
+        assert res.exit_code == 2, res.output
+        assert res.stderr.splitlines() == [f"Error: {broken_message('broken-gan')}"], res.output
 
 
 @pytest.mark.slow

@@ -2,13 +2,18 @@
 so ``ganbench --help`` is instant and a broken plug-in cannot break every command."""
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
+import warnings
 
 import click
 
 from ganbench import __version__
 from ganbench.errors import GanbenchError
+from ganbench.registry import PluginWarning
+
+USER_ERROR = 2  # exit status of every user or usage error (click's usage errors included)
 
 # command name -> ("module:attribute" of a click command, one-line help for the listing)
 COMMANDS = {
@@ -26,6 +31,23 @@ COMMANDS = {
 }
 
 
+@contextlib.contextmanager
+def plugin_warnings_on_stderr():
+    """Show each :class:`PluginWarning` once, as one ``warning: ...`` line on stderr."""
+    with warnings.catch_warnings():
+        show = warnings.showwarning
+
+        def one_line(message, category, *args, **kwargs):
+            if issubclass(category, PluginWarning):
+                click.echo(f"warning: {message}", err=True)
+            else:
+                show(message, category, *args, **kwargs)
+
+        warnings.showwarning = one_line
+        warnings.simplefilter("default", PluginWarning)
+        yield
+
+
 class LazyGroup(click.Group):
     def list_commands(self, ctx):
         return sorted(COMMANDS)
@@ -41,11 +63,12 @@ class LazyGroup(click.Group):
             formatter.write_dl([(name, COMMANDS[name][1]) for name in self.list_commands(ctx)])
 
     def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except GanbenchError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            ctx.exit(2)
+        with plugin_warnings_on_stderr():
+            try:
+                return super().invoke(ctx)
+            except GanbenchError as exc:
+                click.echo(f"Error: {exc}", err=True)
+                ctx.exit(USER_ERROR)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
