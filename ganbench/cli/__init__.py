@@ -69,6 +69,9 @@ class LazyGroup(click.Group):
             except GanbenchError as exc:
                 click.echo(f"Error: {exc}", err=True)
                 ctx.exit(USER_ERROR)
+            except click.ClickException as exc:  # a command's own refusal; click would exit 1
+                exc.exit_code = USER_ERROR
+                raise
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
