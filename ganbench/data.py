@@ -21,7 +21,8 @@ name                   source
                        exist, else every image for both splits); labels from class
                        sub-folders when every image sits in one
 ``npz:PATH``           arrays ``x_train``/``y_train``/``x_test``/``y_test``, or
-                       ``images``/``labels`` (both splits); uint8 NHW, NHWC or NCHW
+                       ``images``/``labels`` (both splits), ...: the rule of
+                       :func:`read_array_file`, which also reads ``-i``/``-r`` files
 ``mnist-edges``, ...   paired source -> target sets derived from MNIST for translation and
                        restoration models (:mod:`ganbench.translation`); the targets are
                        the images, the sources reach ``Batch.extra["source"]``
@@ -36,7 +37,11 @@ Third-party datasets register a loader with the same signature, through
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -46,11 +51,15 @@ import torch
 import torch.nn.functional as F
 
 from ganbench.errors import GanbenchError, InputError, MissingFileError
-from ganbench.images import uint8_to_float
+from ganbench.images import check_float_array, uint8_to_float
 from ganbench.registries import datasets
 
 SPLITS = ("train", "test")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+# The largest image read: 4096 x 4096 (16.8 Mpx), the largest output of current GANs
+# (upsamplers to 4K); every extractor resizes to 299 px or less. Larger files are refused
+# before decoding (decompression bombs declare 20000 x 20000 in a few KB).
+MAX_IMAGE_SIDE = 4096
 
 
 # ---------------------------------------------------------------------------------------
@@ -375,6 +384,118 @@ def get_dataset(spec: str, split: str = "train", *, resolution: int | None = Non
 
 
 # ---------------------------------------------------------------------------------------
+# Files: the one reader of array files and image folders (``-i``/``-r``, npz:, folder:)
+# ---------------------------------------------------------------------------------------
+_NPZ_NAMES = (("images", "labels"), ("x", "y"), ("arr_0", None))  # (images, labels) array names
+
+
+def read_array_file(path: str | os.PathLike, split: str = "train") -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The images and labels of an ``.npy`` or ``.npz`` file; nothing is ever unpickled.
+
+    An ``.npy`` holds the images. In an ``.npz`` the images are ``x_<split>`` when the
+    file has ``x_train``/``x_test`` (then it must have that split), else the first of
+    ``images``, ``x``, ``arr_0`` (``np.savez(path, array)``), else the file's only array;
+    the labels are ``y_<split>``, ``labels`` or ``y`` beside them.
+
+    Returns:
+        uint8 (N, C, H, W) with C = 1 or 3 (from NHW, NHWC or NCHW; float arrays must
+        hold whole numbers in 0..255) and int64 labels (N,) or None.
+    Raises:
+        InputError naming the file: damaged, pickled, ambiguous or not images.
+    """
+    what = str(path)
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded:
+                x_name, y_name = _npz_names(what, loaded.files, split)
+                x, y = loaded[x_name], loaded[y_name] if y_name else None
+        else:
+            x, y = loaded, None
+    except InputError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:  # damaged, pickled
+        raise InputError(f"cannot read array file {what!r}: {_first_line(exc)}") from None
+    return _array_images(x, what), _array_labels(y, len(x), what)
+
+
+def _npz_names(what: str, names: list[str], split: str) -> tuple[str, str | None]:
+    if any(f"x_{s}" in names for s in SPLITS):
+        pairs, expected = [(f"x_{split}", f"y_{split}")], f"x_{split}"
+    else:
+        pairs = [*_NPZ_NAMES, *([(names[0], None)] if len(names) == 1 else [])]
+        expected = f"{', '.join(x for x, _ in _NPZ_NAMES)} or a single array"
+    for x, y in pairs:
+        if x in names:
+            return x, y if y in names else None
+    raise InputError(f"{what!r}: which array holds the images? expected {expected}; "
+                     f"found {', '.join(sorted(names)) or 'no arrays'}")
+
+
+def _array_images(x: np.ndarray, what: str) -> torch.Tensor:
+    if x.dtype.kind == "f":
+        x = check_float_array(x, what=what)
+    if x.dtype != np.uint8:
+        raise InputError(f"{what!r}: images must be uint8 0..255, got {x.dtype}")
+    images = torch.from_numpy(np.ascontiguousarray(x))
+    if images.dim() == 3:
+        images = images[:, None]
+    elif images.dim() == 4 and images.shape[1] not in (1, 3) and images.shape[-1] in (1, 3):
+        images = images.permute(0, 3, 1, 2)  # NHWC -> NCHW
+    if images.dim() != 4 or images.shape[1] not in (1, 3):
+        raise InputError(f"{what!r}: expected images N x H x W (x 1|3) or N x 1|3 x H x W, got shape {x.shape}")
+    return images.contiguous()
+
+
+def _array_labels(y: np.ndarray | None, n: int, what: str) -> torch.Tensor | None:
+    if y is None:
+        return None
+    if y.dtype.kind not in "iub" or y.size != n:
+        raise InputError(f"{what!r}: labels must be {n} integers, got {y.dtype} of shape {y.shape}")
+    return torch.from_numpy(y.astype(np.int64)).reshape(-1)
+
+
+def image_files(root: Path) -> list[Path]:
+    """The image files (:data:`IMAGE_EXTENSIONS`, any case) under ``root``, recursive, sorted by path."""
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+
+
+@contextlib.contextmanager
+def open_image(path: Path) -> Iterator[Any]:
+    """The image file at ``path`` as an open PIL image (header read, pixels not decoded).
+
+    Images larger than :data:`MAX_IMAGE_SIDE` squared are refused before decoding; any
+    error while the image is used becomes a one-line InputError naming the file.
+    """
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit below is lower
+            img = Image.open(path)
+        with img:
+            if img.width * img.height > MAX_IMAGE_SIDE ** 2:
+                raise Image.DecompressionBombError(f"{img.width}x{img.height} pixels")
+            yield img
+    except Image.DecompressionBombError as exc:  # ours, or PIL's (which fires first past 179 Mpx)
+        size = str(exc).split(", could be")[0]
+        raise InputError(f"image {str(path)!r} is too large ({size}); ganbench reads images up to "
+                         f"{MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE} pixels") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:  # what PIL raises for broken files
+        raise InputError(f"cannot read image {str(path)!r}: {_first_line(exc)}") from None
+
+
+def read_image(path: Path, mode: str) -> np.ndarray:
+    """The pixels of an image file converted to PIL ``mode`` ("RGB": (H, W, 3), "L": (H, W)), uint8."""
+    with open_image(path) as img:
+        return np.asarray(img.convert(mode), dtype=np.uint8)
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+# ---------------------------------------------------------------------------------------
 # Built-in datasets
 # ---------------------------------------------------------------------------------------
 def data_dir() -> Path:
@@ -480,15 +601,7 @@ class _PILImageSet(ImageSet):
         return len(self.paths)
 
     def item(self, index):
-        from PIL import Image
-
-        try:
-            with Image.open(self.paths[index]) as im:
-                im = im.convert("RGB" if self.channels == 3 else "L")
-                arr = np.asarray(im, dtype=np.uint8)
-        except Exception as exc:
-            raise InputError(f"cannot read image {str(self.paths[index])!r}: {type(exc).__name__}") from None
-        x = torch.from_numpy(arr.copy())
+        x = torch.from_numpy(read_image(self.paths[index], "RGB" if self.channels == 3 else "L").copy())
         x = x[None] if x.dim() == 2 else x.permute(2, 0, 1)
         if self.crop:
             h, w = x.shape[1:]
@@ -532,7 +645,7 @@ def _folder(split: str, arg: str | None) -> ImageSet:
         raise MissingFileError(f"folder {str(root)!r} does not exist")
     if (root / "train").is_dir() and (root / "test").is_dir():
         root = root / split
-    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+    paths = image_files(root)
     labels, num_classes = None, 0
     classes = sorted({p.parent.relative_to(root).parts[0] for p in paths if p.parent != root})
     if classes and all(p.parent != root for p in paths):
@@ -541,9 +654,7 @@ def _folder(split: str, arg: str | None) -> ImageSet:
         num_classes = len(classes)
     channels = 3
     if paths:
-        from PIL import Image
-
-        with Image.open(paths[0]) as im:
+        with open_image(paths[0]) as im:
             channels = 1 if im.mode in ("L", "1", "I;16", "I") else 3
             size = im.size
     ds = _PILImageSet(f"folder:{arg}", paths, labels, channels, num_classes)
@@ -558,28 +669,9 @@ def _npz(split: str, arg: str | None) -> ImageSet:
     path = Path(arg or "").expanduser()
     if not path.is_file():
         raise MissingFileError(f"npz file {str(path)!r} does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            keys = set(z.files)
-            if f"x_{split}" in keys:
-                x, y = z[f"x_{split}"], z[f"y_{split}"] if f"y_{split}" in keys else None
-            elif "images" in keys:
-                x, y = z["images"], z["labels"] if "labels" in keys else None
-            else:
-                raise InputError(f"{str(path)!r}: expected arrays x_train/x_test or images, "
-                                 f"found {', '.join(sorted(keys)) or 'none'}")
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read {str(path)!r}: {type(exc).__name__}: {exc}") from None
-    if x.dtype != np.uint8:
-        raise InputError(f"{str(path)!r}: images must be uint8 0..255, got {x.dtype}")
-    images = torch.from_numpy(np.ascontiguousarray(x))
-    if images.dim() == 3:
-        images = images[:, None]
-    elif images.dim() == 4 and images.shape[1] not in (1, 3) and images.shape[-1] in (1, 3):
-        images = images.permute(0, 3, 1, 2)
-    labels = None if y is None else torch.from_numpy(np.asarray(y).astype(np.int64)).reshape(-1)
+    images, labels = read_array_file(path, split)
     num_classes = int(labels.max()) + 1 if labels is not None and len(labels) else 0
-    return TensorImageSet(f"npz:{arg}:{split}", images.contiguous(), labels, num_classes)
+    return TensorImageSet(f"npz:{arg}:{split}", images, labels, num_classes)
 
 
 # Paired datasets derived from MNIST (mnist-edges, mnist-degraded, ...); registered on import.

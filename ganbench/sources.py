@@ -8,7 +8,9 @@ Inputs, by descriptor (:func:`resolve_source`):
 
 ========================  ===========================================================
 ``path/to/folder``        png/jpg/jpeg/bmp/webp images, recursive, sorted by path
-``images.npz|.npy``       a uint8 array N x H x W (x C) or N x C x H x W
+``images.npz|.npy``       a uint8 array N x H x W (x C) or N x C x H x W; which array of
+                          an .npz: :func:`ganbench.data.read_array_file`
+``runs/NAME``             a training run folder: its ``checkpoint.safetensors``
 ``mnist:test``            a built-in dataset split (``ganbench datasets`` lists them)
 ``ckpt.safetensors``      a ganbench training checkpoint (its generator is sampled)
 ``NAME``                  a generator registered with ``ganbench register``
@@ -32,12 +34,12 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
+from ganbench.data import IMAGE_EXTENSIONS, image_files, read_array_file, read_image
 from ganbench.errors import GanbenchError, InputError
 from ganbench.generative import (ConditionalImageGenerator, GenerativeModel, LatentSpec, check_generated,
                                  sample_latents)
 from ganbench.images import check_float_array, float_to_uint8, to_rgb_uint8, uint8_to_float
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 LATENT_CHUNK = 1024  # latents are drawn in seeded chunks of this size: batch-size independent
 
 
@@ -112,8 +114,7 @@ class FolderSource(ImageSource):
         self.root = Path(root)
         if not self.root.is_dir():
             raise InputError(f"{str(self.root)!r} is not a folder")
-        self.files = sorted(p for p in self.root.rglob("*")
-                            if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        self.files = image_files(self.root)
         if not self.files:
             raise InputError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found under {str(self.root)!r}")
         self.descriptor = str(self.root)
@@ -124,13 +125,7 @@ class FolderSource(ImageSource):
         return len(self.files)
 
     def _load(self, path: Path) -> np.ndarray:
-        from PIL import Image, UnidentifiedImageError
-
-        try:
-            with Image.open(path) as img:
-                array = np.asarray(img.convert("RGB"))  # grayscale -> RGB as torch-fidelity
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
-            raise InputError(f"cannot read image {str(path)!r}: {exc}") from None
+        array = read_image(path, "RGB")  # grayscale -> RGB as torch-fidelity
         if self._shape is None:
             self._shape = array.shape[:2]
             self._first = path
@@ -331,20 +326,6 @@ class DatasetSource(ImageSource):
         return to_rgb_uint8(torch.stack([self._item(i) for i in range(start, stop)]), what=self.descriptor)
 
 
-def _load_array(path: Path) -> np.ndarray:
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except Exception as exc:
-        raise InputError(f"cannot read array file {str(path)!r}: {exc}") from None
-    if isinstance(loaded, np.lib.npyio.NpzFile):
-        keys = list(loaded.keys())
-        if not keys:
-            raise InputError(f"{str(path)!r} holds no arrays")
-        key = next((k for k in ("images", "x", "arr_0") if k in keys), keys[0])
-        return loaded[key]
-    return loaded
-
-
 def resolve_source(spec: Any, *, num_samples: int | None = None, seed: int = 0,
                    device: torch.device | str = "cpu", source: str | None = None) -> ImageSource:
     """Turn what the user gave (a descriptor string or a Python object) into a source.
@@ -379,13 +360,14 @@ def _resolve(spec, num_samples, seed, device, source) -> ImageSource:
         raise InputError(f"cannot evaluate a {type(spec).__name__}: give a folder, an .npz/.npy file, "
                          f"a dataset split (e.g. mnist:test), a checkpoint or a registered generator")
     text = os.fspath(spec)
-    path = Path(text).expanduser()
+    path = _run_checkpoint(Path(text).expanduser())
     if path.is_dir():
         return FolderSource(path)
     if path.is_file():
         suffix = path.suffix.lower()
         if suffix in (".npz", ".npy"):
-            return TensorSource(_load_array(path), str(path))
+            images, labels = read_array_file(path)
+            return TensorSource(images, str(path), labels=labels)
         if suffix == ".safetensors":
             from ganbench.checkpoints import load_generator
 
@@ -416,9 +398,25 @@ def _resolve(spec, num_samples, seed, device, source) -> ImageSource:
     raise UnknownNameError("input", text, sorted(datasets.names()) + sorted(checkpoints.names()))
 
 
+def _run_checkpoint(path: Path) -> Path:
+    """A training run folder stands for its checkpoint (as in ``load_generator``), never
+    for the sample grids inside it; other paths are returned as they are."""
+    from ganbench.checkpoints import CHECKPOINT_NAME
+
+    if not path.is_dir():
+        return path
+    if (path / CHECKPOINT_NAME).is_file():
+        return path / CHECKPOINT_NAME
+    if (path / "run.json").is_file():  # written by `ganbench train` when a run starts
+        raise InputError(f"{str(path)!r} is a training run folder without {CHECKPOINT_NAME} (not trained far "
+                         f"enough?); give a checkpoint, or a folder that holds only images")
+    return path
+
+
 def _need_n(num_samples: int | None) -> int:
     if num_samples is None:
-        raise InputError("a generator input needs --num-samples")
+        raise InputError("a generator needs a number of samples: --num-samples for the input, "
+                         "--num-reference for the reference")
     return num_samples
 
 

@@ -95,9 +95,12 @@ def test_npz_dataset(tmp_path):
     assert images.shape == (4, 1, 12, 12) and labels.tolist() == [0, 1, 2, 0]
     np.savez(tmp_path / "e.npz", images=np.zeros((5, 8, 8, 3), np.uint8))
     assert load_images(f"npz:{tmp_path / 'e.npz'}")[0].shape == (5, 3, 8, 8)
-    np.savez(tmp_path / "f.npz", images=np.zeros((5, 8, 8), np.float32))
+    # one rule with -i/-r files: whole numbers in 0..255 stored as floats are images, fractions are not
+    np.savez(tmp_path / "f.npz", images=np.full((5, 8, 8), 7.0, np.float32))
+    assert load_images(f"npz:{tmp_path / 'f.npz'}")[0].unique().tolist() == [7]
+    np.savez(tmp_path / "g.npz", images=np.full((5, 8, 8), 0.5, np.float32))
     with pytest.raises(GanbenchError, match="uint8"):
-        load_images(f"npz:{tmp_path / 'f.npz'}")
+        load_images(f"npz:{tmp_path / 'g.npz'}")
 
 
 def test_missing_data_names_files_and_env(tmp_path, monkeypatch):
