@@ -8,6 +8,8 @@ catch it like any exception. ``assert`` is reserved for internal invariants.
 from __future__ import annotations
 
 import difflib
+import os
+from pathlib import Path
 from typing import Iterable
 
 
@@ -42,3 +44,22 @@ class MissingFileError(GanbenchError, FileNotFoundError):
 
     def __str__(self) -> str:
         return self.args[0]
+
+
+def write_problem(path: str | os.PathLike, exc: BaseException | None = None) -> str:
+    """Why a file cannot be written at ``path``, in a few words for a one-line message:
+    the path is a folder or read-only, its folder is a file or read-only, else ``exc``'s reason."""
+    path = Path(path).absolute()
+    if path.is_dir():
+        return f"{path} is a folder"
+    if path.exists() and not os.access(path, os.W_OK):
+        return f"{path} is read-only"
+    folder = next(p for p in path.parents if p.exists())  # missing folders below it would be created
+    if not folder.is_dir():
+        return f"{folder} is a file, not a folder"
+    if not os.access(folder, os.W_OK):
+        return f"folder {folder} is read-only"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    lines = str(exc or "").strip().splitlines()
+    return lines[0] if lines else "reason unknown"

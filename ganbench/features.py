@@ -9,25 +9,37 @@ Features of finite inputs (datasets, folders, arrays) are cached under
 ``$GANBENCH_CACHE_DIR`` (default: the user cache dir), keyed by a hash of everything
 that determines them: the input's content, the extractor and its weights' sha256, its
 preprocessing, the features and the number of samples. Files are written atomically
-and verified when read; a corrupt or truncated file is recomputed, never trusted.
+and verified when read; a corrupt or truncated file is recomputed, never trusted. A
+cache that cannot be written is a warning, never a lost result; temp files of killed
+writers are removed by the next run.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import re
+import socket
 import sys
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ganbench.errors import write_problem
 from ganbench.sources import ImageSource, iter_batches
 
 FEATURE_FORMAT_VERSION = 1  # bump when cached features could change meaning
 PIXELS = "_pixels"  # extract(keep_images=True): {PIXELS: {"images": uint8 (N, 3, H, W)}}
+# Temp files are named FEATURE_TEMP_PREFIX + "<pid>@<host>-<random>.tmp", so the next run can
+# tell a killed writer's leftovers (a dead pid on this host, or older than STALE_TEMP_S).
+FEATURE_TEMP_PREFIX = ".features-"
+STALE_TEMP_S = 3600  # a write takes seconds; an hour-old temp file is abandoned
+_TEMP_NAME = re.compile(rf"{re.escape(FEATURE_TEMP_PREFIX)}(\d+)@(.*)-[^-]*\.tmp")
 
 
 def cache_dir() -> Path:
@@ -70,6 +82,9 @@ def _read_cache(path: Path, key_fields: dict[str, Any]) -> dict[str, torch.Tenso
 
 
 def _write_cache(path: Path, key_fields: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+    """Write atomically; when the cache cannot be written (read-only, full, a file in the
+    way) warn and go on: the features are in memory and the caller gets them."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     tensors = {k: v.contiguous() for k, v in tensors.items()}
@@ -77,15 +92,43 @@ def _write_cache(path: Path, key_fields: dict[str, Any], tensors: dict[str, torc
     for name in sorted(tensors):
         digest.update(name.encode() + tensors[name].numpy().tobytes())
     meta = {"key": json.dumps(key_fields, sort_keys=True), "checksum": digest.hexdigest()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{FEATURE_TEMP_PREFIX}{os.getpid()}@"
+                                   f"{socket.gethostname()}-", suffix=".tmp")
+        os.close(fd)
         save_file(tensors, tmp, metadata=meta)
         os.replace(tmp, path)  # atomic
+    except (OSError, SafetensorError) as exc:
+        warnings.warn(f"cannot write feature cache {path.parent} ({write_problem(path, exc)}); "
+                      f"these features were not cached", stacklevel=3)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        if tmp is not None and os.path.exists(tmp):
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def _remove_stale_temps(folder: Path) -> None:
+    """Delete the temp files of writers killed mid-write (ours only: see FEATURE_TEMP_PREFIX)."""
+    host = socket.gethostname()
+    with contextlib.suppress(OSError):  # no cache folder yet, or not ours to clean
+        for path in folder.glob(f"{FEATURE_TEMP_PREFIX}*.tmp"):
+            match = _TEMP_NAME.fullmatch(path.name)
+            with contextlib.suppress(OSError):  # another run removed it first
+                if match and (time.time() - path.stat().st_mtime > STALE_TEMP_S
+                              or match[2] == host and not _process_alive(int(match[1]))):
+                    path.unlink()
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
 
 
 def _distributed() -> tuple[int, int]:
@@ -114,6 +157,8 @@ def extract(source: ImageSource, extractors: dict[str, tuple[torch.nn.Module, tu
     todo: dict[str, tuple[torch.nn.Module, tuple[str, ...]]] = {}
     cache_keys: dict[str, dict[str, Any]] = {}
     content_key = source.content_key() if use_cache else None
+    if content_key is not None:
+        _remove_stale_temps(cache_dir())
     for name, (module, feats) in extractors.items():
         if content_key is not None:
             key_fields = {"content": content_key, "num_samples": n, "features": sorted(feats),

@@ -291,3 +291,53 @@ def test_generator_with_wrong_output_is_refused(tiny):
 def test_unknown_input_name_suggests():
     with pytest.raises(UnknownNameError, match="Did you mean 'mnist"):
         resolve_source("mnsit:test")
+
+
+# ---- what cannot be written never costs the result ----------------------------------------
+def test_unwritable_feature_cache_warns_and_the_evaluation_completes(tiny, tmp_path, monkeypatch):
+    fake, real = random_images(16, seed=1), random_images(16, seed=2)
+    expected = evaluate(fake, real, ["fid"], extractor=TINY, progress=False, use_cache=False).value("fid")
+    (tmp_path / "file").write_text("a file where the cache folder's parent should be")
+    monkeypatch.setenv("GANBENCH_CACHE_DIR", str(tmp_path / "file" / "cache"))
+    with pytest.warns(UserWarning, match=r"cannot write feature cache .*file is a file, not a folder"):
+        result = evaluate(fake, real, ["fid"], extractor=TINY, progress=False)
+    assert result.value("fid") == expected
+    # a full or read-only disk (simulated: root ignores permissions) while the file is written
+    import safetensors.torch
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setenv("GANBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(safetensors.torch, "save_file", full)
+    with pytest.warns(UserWarning, match="No space left on device"):
+        assert evaluate(fake, real, ["fid"], extractor=TINY, progress=False).value("fid") == expected
+    assert list((tmp_path / "cache").iterdir()) == []  # no temp file left behind
+
+
+def test_stale_feature_cache_temp_files_are_removed(tiny, tmp_path, monkeypatch):
+    import socket
+    import time
+
+    from ganbench.features import FEATURE_TEMP_PREFIX
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    monkeypatch.setenv("GANBENCH_CACHE_DIR", str(cache))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    host, me = socket.gethostname(), os.getpid()
+    names = {
+        "dead": f"{FEATURE_TEMP_PREFIX}{int(dead.stdout)}@{host}-abc_12.tmp",  # its writer was killed
+        "old": f"{FEATURE_TEMP_PREFIX}{me}@other-host-xyz.tmp",  # written over an hour ago
+        "fresh": f"{FEATURE_TEMP_PREFIX}{me}@{host}-live.tmp",  # a writer at work now
+        "far": f"{FEATURE_TEMP_PREFIX}1@other-host-far.tmp",  # another machine's live writer
+        "foreign": "notes.tmp",  # not ours
+    }
+    for name in names.values():
+        (cache / name).write_bytes(b"partial")
+    hour_ago = time.time() - 3700
+    for key in ("old", "foreign"):
+        os.utime(cache / names[key], (hour_ago, hour_ago))
+    evaluate(random_images(8, seed=1), random_images(8, seed=2), ["fid"], extractor=TINY, progress=False)
+    left = {p.name for p in cache.iterdir() if not p.name.endswith(".safetensors")}
+    assert left == {names["fresh"], names["far"], names["foreign"]}
