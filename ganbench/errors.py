@@ -46,9 +46,10 @@ class MissingFileError(GanbenchError, FileNotFoundError):
         return self.args[0]
 
 
-def write_problem(path: str | os.PathLike, exc: BaseException | None = None) -> str:
+def write_problem(path: str | os.PathLike, exc: BaseException | None = None) -> str | None:
     """Why a file cannot be written at ``path``, in a few words for a one-line message:
-    the path is a folder or read-only, its folder is a file or read-only, else ``exc``'s reason."""
+    the path is a folder or read-only, its folder is a file or read-only, else ``exc``'s
+    reason (a write that failed); None when no exception is given and nothing is in the way."""
     path = Path(path).absolute()
     if path.is_dir():
         return f"{path} is a folder"
@@ -59,7 +60,9 @@ def write_problem(path: str | os.PathLike, exc: BaseException | None = None) -> 
         return f"{folder} is a file, not a folder"
     if not os.access(folder, os.W_OK):
         return f"folder {folder} is read-only"
+    if exc is None:
+        return None
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
-    lines = str(exc or "").strip().splitlines()
-    return lines[0] if lines else "reason unknown"
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

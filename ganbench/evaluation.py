@@ -66,6 +66,12 @@ class EvaluationResult:
 
         return pd.DataFrame(self.rows)
 
+    def record(self, store=None) -> None:
+        """Append the rows to the results store (default: ``$GANBENCH_RESULTS``)."""
+        from ganbench.leaderboards.store import open_store
+
+        open_store(store).append(self.rows)
+
 
 def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
@@ -167,7 +173,8 @@ def evaluate(
         num_reference: the first N reference images (default: all).
         options: {metric: {option: value}} overriding metric defaults.
         seed: seeds generator latents and the metrics' own randomness (KID subsets).
-        record: append the rows to the results store.
+        record: append the rows to the results store. When it cannot be written, the
+            GanbenchError raised carries the result as ``.result``.
         source: for an image-conditioned generator (pix2pix, GPEN...), the images it
             translates: a paired dataset split (default: the test split of the dataset it
             was trained on) or a folder/.npz of source images. Recorded in the protocol.
@@ -326,9 +333,11 @@ def evaluate(
     if not result.standard:
         result.warnings.append("non-standard weights: these numbers are not comparable with published ones")
     if record and _rank() == 0:
-        from ganbench.leaderboards.store import open_store
-
-        open_store().append(rows)
+        try:
+            result.record()
+        except GanbenchError as exc:
+            exc.result = result  # the numbers outlive a store that cannot be written
+            raise
     return result
 
 

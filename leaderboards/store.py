@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
-from ganbench.errors import GanbenchError, UnknownNameError
+from ganbench.errors import GanbenchError, UnknownNameError, write_problem
 
 if TYPE_CHECKING:  # pandas is imported only by readers; writers stay light
     import pandas as pd
@@ -310,6 +310,12 @@ class SQLiteStore(ResultsStore):
             return exc
         return GanbenchError(f"results store {self.path} is not a readable ganbench store: {exc}")
 
+    def _write_error(self, exc: Exception) -> GanbenchError:
+        """Why an append failed: the file system (read-only, a file in the way, locked) or the file."""
+        if isinstance(exc, (OSError, sqlite3.OperationalError)):
+            return GanbenchError(f"cannot write results store {self.path}: {write_problem(self.path, exc)}")
+        return self._error(exc)
+
     def _ensure_schema(self, conn: sqlite3.Connection) -> None:
         """Create (or extend) the tables; call inside a write transaction."""
         if self._ready:
@@ -341,7 +347,10 @@ class SQLiteStore(ResultsStore):
         checked = [validate_row(row, i) for i, row in enumerate(rows)]
         if not checked:
             return 0
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise self._write_error(exc) from None
         conn = self._connect()
         try:
             conn.execute("BEGIN IMMEDIATE")  # take the write lock now: no upgrade deadlocks
@@ -353,7 +362,7 @@ class SQLiteStore(ResultsStore):
                 conn.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
-            raise self._error(exc) from None
+            raise self._write_error(exc) from None
         finally:
             conn.close()
         return len(checked)
@@ -426,6 +435,8 @@ def _set_wal(conn: sqlite3.Connection) -> None:
             conn.execute("PRAGMA journal_mode = WAL")
             return
         except sqlite3.OperationalError as exc:
+            if "readonly" in str(exc):  # a read-only store stays readable; append says why it cannot write
+                return
             if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
                 raise
         time.sleep(delay)

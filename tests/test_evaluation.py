@@ -341,3 +341,41 @@ def test_stale_feature_cache_temp_files_are_removed(tiny, tmp_path, monkeypatch)
     evaluate(random_images(8, seed=1), random_images(8, seed=2), ["fid"], extractor=TINY, progress=False)
     left = {p.name for p in cache.iterdir() if not p.name.endswith(".safetensors")}
     assert left == {names["fresh"], names["far"], names["foreign"]}
+
+
+def test_store_that_cannot_be_written_keeps_the_result(tiny, tmp_path, monkeypatch):
+    np.save(tmp_path / "a.npy", random_images(20, seed=1))
+    (tmp_path / "file").write_text("a file where the store's folder should be")
+    monkeypatch.setenv("GANBENCH_RESULTS", str(tmp_path / "file" / "results.sqlite"))
+    result = CliRunner().invoke(main, ["eval", "-q", "-m", "fid", "-i", f"{tmp_path}/a.npy", "-r", f"{tmp_path}/a.npy",
+                                       "--extractor", TINY, "--json", str(tmp_path / "out.json")])
+    assert result.exit_code == 2, result.output
+    assert "non-standard" in result.output  # the table was printed ...
+    assert json.loads((tmp_path / "out.json").read_text())[0]["key"] == "fid"  # ... and the JSON written
+    errors = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1 and "cannot write results store" in errors[0] and "is a file, not a folder" in errors[0]
+    assert "Traceback" not in result.output
+
+
+def test_json_output_uses_its_own_temp_file(tiny, tmp_path):
+    np.save(tmp_path / "a.npy", random_images(20, seed=1))
+    (tmp_path / "out.tmp").write_text("someone else's file")
+    code, output = run_cli("-m", "fid", "-i", f"{tmp_path}/a.npy", "-r", f"{tmp_path}/a.npy", "--extractor", TINY,
+                           "--json", str(tmp_path / "out.json"))
+    assert code == 0, output
+    assert (tmp_path / "out.tmp").read_text() == "someone else's file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy", "out.json", "out.tmp"]
+
+
+@pytest.mark.parametrize("where, message", [("missing/out.json", "does not exist"),
+                                            ("file/out.json", "is a file, not a folder"),
+                                            ("folder", "is a directory")])  # click's own check
+def test_json_path_is_checked_before_computing(tiny, tmp_path, where, message):
+    np.save(tmp_path / "a.npy", random_images(20, seed=1))
+    (tmp_path / "file").write_text("not a folder")
+    (tmp_path / "folder").mkdir()
+    code, output = run_cli("-m", "fid", "-i", f"{tmp_path}/a.npy", "-r", f"{tmp_path}/a.npy", "--extractor", TINY,
+                           "--json", str(tmp_path / where))
+    assert code != 0 and message in output, output
+    assert tiny.calls == 0  # nothing was computed
+    assert "Traceback" not in output and len([ln for ln in output.splitlines() if ln.startswith("Error")]) == 1

@@ -236,3 +236,29 @@ def test_database_url_needs_sqlalchemy(tmp_path):
     df = store.load(dataset="mnist", model="b")
     assert df["value"].tolist() == [2.0] and pd.isna(df["step"].iloc[0])
     assert len(store.load()) == 2 and store.load()["third_party"].dtype == bool
+
+
+# --------------------------------------------------------------------------- stores that cannot be written
+def test_store_under_a_file_names_the_cause(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(GanbenchError, match=r"cannot write results store .*: .*file is a file, not a folder") as info:
+        open_store(tmp_path / "file" / "r.sqlite").append([make_row()])
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("journal", ["wal", "delete"])
+def test_read_only_store_is_readable_and_says_it_cannot_be_written(tmp_path, monkeypatch, journal):
+    path = tmp_path / "r.sqlite"
+    open_store(path).append([make_row()])
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA journal_mode = {journal}")
+    connect = sqlite3.connect
+
+    def read_only(database, *args, **kwargs):  # root ignores file permissions: open it read-only instead
+        return connect(f"file:{database}?mode=ro", *args, uri=True, **kwargs)
+
+    monkeypatch.setattr("ganbench.leaderboards.store.sqlite3.connect", read_only)
+    assert len(open_store(path).load()) == 1
+    with pytest.raises(GanbenchError, match=r"cannot write results store .*readonly") as info:
+        open_store(path).append([make_row()])
+    assert "not a readable" not in str(info.value) and "\n" not in str(info.value)

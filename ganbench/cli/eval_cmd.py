@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
+import warnings
 from pathlib import Path
 
 import click
 
 from ganbench.cli.options import batch_size_option, device_option, force_option, parse_assignments, seed_option
+from ganbench.errors import GanbenchError, write_problem
 
 
 @click.command("eval")
@@ -50,33 +53,65 @@ def eval_cmd(metrics, input_, reference, source, num_samples, num_reference, ext
       ganbench eval -m pr-vgg16 -i fake.npz -r real.npz --extra-weights vgg16=vgg16-397923af.pth
       ganbench eval -m fid -i runs/pix2pix/checkpoint.safetensors -r mnist:test --extractor lenet-mnist
     """
-    from ganbench.evaluation import evaluate
+    from ganbench.evaluation import _rank, evaluate
 
-    if json_path and os.path.exists(json_path) and not force:
-        raise click.ClickException(f"{json_path} exists; pass --force to overwrite it")
+    if json_path:
+        _check_output(Path(json_path), force)
     options: dict[str, dict[str, str]] = {}
     for key, value in parse_assignments(metric_options, "--option").items():
         metric, sep, opt = key.partition(".")
         if not sep:
             raise click.BadParameter(f"expected METRIC.KEY=VALUE, got {key!r}", param_hint="--option")
         options.setdefault(metric, {})[opt] = value
-    result = evaluate(
-        input_, reference, metrics, extractor=extractor, weights=weights,
-        extra_weights=parse_assignments(extra_weights, "--extra-weights"), num_samples=num_samples,
-        num_reference=num_reference, options=options, batch_size=batch_size, device=device, seed=seed,
-        use_cache=not no_cache, progress=not quiet, record=not no_record,
-        model_name=model_name, source=source)
-    from ganbench.evaluation import _rank
-
+    with warnings.catch_warnings():
+        warnings.showwarning = _echo_warning
+        result = evaluate(
+            input_, reference, metrics, extractor=extractor, weights=weights,
+            extra_weights=parse_assignments(extra_weights, "--extra-weights"), num_samples=num_samples,
+            num_reference=num_reference, options=options, batch_size=batch_size, device=device, seed=seed,
+            use_cache=not no_cache, progress=not quiet, record=False, model_name=model_name, source=source)
     if _rank() != 0:
         return
+    # the result is shown and written before the store, which may fail (then: Error, exit 2)
     click.echo(format_table(result.rows))
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
-    if json_path:
-        tmp = Path(json_path).with_suffix(".tmp")
-        tmp.write_text(json.dumps(result.rows, indent=2, default=str))
-        os.replace(tmp, json_path)
+    try:
+        if json_path:
+            _write_json(Path(json_path), result.rows)
+    finally:
+        if not no_record:
+            result.record()
+
+
+def _echo_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    click.echo(f"warning: {message}", err=True)  # one line, like the errors
+
+
+def _check_output(path: Path, force: bool) -> None:
+    """Refuse an output file that could not be written, before any computation."""
+    if path.exists() and not force:
+        raise click.ClickException(f"{path} exists; pass --force to overwrite it")
+    folder = path.absolute().parent
+    problem = write_problem(path) or (None if folder.is_dir() else f"folder {folder} does not exist")
+    if problem:
+        raise GanbenchError(f"--json {path}: {problem}")
+
+
+def _write_json(path: Path, rows) -> None:
+    """Atomically, through a temp file of our own beside it (never another file's name)."""
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.absolute().parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump(rows, f, indent=2, default=str)
+        os.chmod(tmp, 0o644)  # as an ordinary file, not mkstemp's private 0600
+        os.replace(tmp, path)  # atomic
+    except OSError as exc:
+        raise GanbenchError(f"cannot write --json {path}: {write_problem(path, exc)}") from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def format_table(rows) -> str:
