@@ -245,6 +245,9 @@ def evaluate(
                                 f"{', '.join(users)} (it provides {list(module.provides)})")
         modules[name] = (module, tuple(sorted(feats)))
 
+    real_modules = {n: modules[n] for n in modules
+                    if any((m.extractor or extractor) == n and m.needs_reference for m, _ in plan)}
+    _check_memory([(fake, modules, needs_targets), (real, real_modules, False)], device)
     fake_features = real_features = {}
     outputs = None
     if modules or needs_targets:
@@ -257,8 +260,6 @@ def evaluate(
             outputs = fake_features.pop(PIXELS)["images"]
             targets_digest = _tensor_digest(targets)
         if real is not None:
-            real_modules = {n: modules[n] for n in modules
-                            if any((m.extractor or extractor) == n and m.needs_reference for m, _ in plan)}
             real_features = extract(real, real_modules, batch_size=batch_size, device=device,
                                     use_cache=use_cache, progress=progress, label="reference")
 
@@ -339,6 +340,45 @@ def evaluate(
             exc.result = result  # the numbers outlive a store that cannot be written
             raise
     return result
+
+
+@torch.inference_mode()
+def _check_memory(passes: list[tuple[ImageSource | None, dict[str, Any], bool]], device: str) -> None:
+    """Refuse up front a feature pass whose results would not fit in memory.
+
+    ``passes``: (source or None, {extractor: (module, features)}, keep_images) per input,
+    the input first, whose modules are a superset. :func:`~ganbench.features.extract`
+    holds float32 features twice over (the batches, then their concatenation) and the
+    images when kept; their sizes come from one probe image of the input.
+    """
+    (fake, modules, keep), have = passes[0], available_memory()
+    if have is None or not (modules or keep):
+        return
+    probe = fake.images(0, 1).to(device)
+    feature_bytes = {name: 4 * sum(out[f][0].numel() for f in feats)
+                     for name, (module, feats) in modules.items() for out in [module(probe, feats)]}
+    need = sum(2 * len(src) * (sum(feature_bytes[n] for n in mods) + (probe[0].numel() if keep else 0))
+               for src, mods, keep in passes if src is not None)
+    if need > have:
+        sizes = " + ".join(str(len(src)) for src, _, _ in passes if src is not None)
+        raise InputError(f"holding the features of {sizes} images needs ~{need / 2**30:,.1f} GiB of memory, "
+                         f"have {have / 2**30:,.1f} GiB available; lower --num-samples or --num-reference")
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (``MemAvailable`` of /proc/meminfo, else the free
+    physical pages), or None when the system does not say."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def _tensor_digest(tensor: torch.Tensor) -> str:

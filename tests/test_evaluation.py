@@ -79,6 +79,7 @@ class NoiseGenerator(GenerativeModel):
 
 
 SMALL = {"kid": {"subset_size": 10, "subsets": 5}, "isc": {"splits": 2}}
+PROBE = 1  # the forward of one image per evaluation that sizes the features for the memory check
 
 
 def test_one_pass_feeds_every_metric(tiny):
@@ -86,7 +87,7 @@ def test_one_pass_feeds_every_metric(tiny):
     result = evaluate(fake, real, ["fid", "kid", "isc", "pr", "dc"], extractor=TINY, batch_size=16,
                       options=SMALL, progress=False, use_cache=False)
     # 40 images in batches of 16 -> 3 forwards, 50 -> 4: one extraction per batch for all metrics
-    assert tiny.calls == 3 + 4
+    assert tiny.calls == PROBE + 3 + 4
     keys = set(result.values)
     assert {"fid", "kid", "isc", "precision", "recall", "density", "coverage"} <= keys
     assert result.std("kid") is not None and result.std("isc") is not None
@@ -106,11 +107,11 @@ def test_reference_features_are_cached_and_corruption_is_detected(tiny, tmp_path
     monkeypatch.setenv("GANBENCH_CACHE_DIR", str(tmp_path / "cache"))
     real = random_images(32, seed=5)
     first = evaluate(random_images(16, seed=6), real, ["fid"], extractor=TINY, batch_size=16, progress=False)
-    assert tiny.calls == 1 + 2
+    assert tiny.calls == PROBE + 1 + 2
     # a second model against the same reference: the reference is not extracted again
     tiny.calls = 0
     second = evaluate(random_images(16, seed=7), real, ["fid"], extractor=TINY, batch_size=16, progress=False)
-    assert tiny.calls == 1
+    assert tiny.calls == PROBE + 1
     files = list((tmp_path / "cache").glob("*.safetensors"))
     assert len(files) == 3  # two inputs and the reference, each once
     # truncate every cache file: the numbers must be recomputed, identical, with a warning
@@ -119,7 +120,7 @@ def test_reference_features_are_cached_and_corruption_is_detected(tiny, tmp_path
     tiny.calls = 0
     with pytest.warns(UserWarning, match="feature cache"):
         again = evaluate(random_images(16, seed=7), real, ["fid"], extractor=TINY, batch_size=16, progress=False)
-    assert tiny.calls == 1 + 2
+    assert tiny.calls == PROBE + 1 + 2
     assert again.value("fid") == pytest.approx(second.value("fid"), rel=1e-9)
     assert first.value("fid") != second.value("fid")
     # a bit flipped inside the tensor data is caught by the checksum
@@ -379,3 +380,9 @@ def test_json_path_is_checked_before_computing(tiny, tmp_path, where, message):
     assert code != 0 and message in output, output
     assert tiny.calls == 0  # nothing was computed
     assert "Traceback" not in output and len([ln for ln in output.splitlines() if ln.startswith("Error")]) == 1
+
+
+def test_samples_beyond_memory_fail_up_front(tiny):
+    with pytest.raises(InputError, match=r"needs ~[\d,.]+ GiB of memory, have [\d,.]+ GiB"):
+        evaluate(NoiseGenerator(), random_images(20), ["fid"], extractor=TINY, num_samples=10**12, progress=False)
+    assert tiny.calls == PROBE  # the pass never started
