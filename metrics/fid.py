@@ -30,6 +30,8 @@ from ganbench.metrics.stats import FeatureStats, get_features, resolve_options, 
 
 __all__ = ["feature_stats", "fid_from_stats", "fid_from_features", "trace_sqrt_product"]
 
+ROUND_OFF = 1e-9  # relative to |mu1 - mu2|^2 + tr(S1) + tr(S2): float64 error of the trace terms
+
 
 def feature_stats(features: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean ``(D,)`` and unbiased covariance ``(D, D)`` of ``features`` (N, D), float64 numpy.
@@ -96,8 +98,11 @@ def fid_from_stats(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2:
     if not all(np.isfinite(a).all() for a in (mu1, mu2, sigma1, sigma2)):
         raise InputError("FID statistics contain NaN or infinity")
     diff = mu1 - mu2
-    value = diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt_product(sigma1, sigma2)
-    return float(value)
+    scale = diff @ diff + np.trace(sigma1) + np.trace(sigma2)
+    value = scale - 2.0 * trace_sqrt_product(sigma1, sigma2)
+    # identical statistics give round-off either side of 0 (-7e-15): print 0, not a negative
+    # distance; anything further below 0 is a real error and is left visible
+    return 0.0 if -ROUND_OFF * abs(scale) <= value < 0 else float(value)
 
 
 def fid_from_features(fake: torch.Tensor | np.ndarray, real: torch.Tensor | np.ndarray) -> float:
