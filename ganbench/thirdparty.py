@@ -600,6 +600,15 @@ def list_registered() -> list[dict[str, Any]]:
     return [reg.row() for _, reg in sorted(read_registry().items())]
 
 
+def describe(row: dict[str, Any]) -> str:
+    """What a registered generator makes and takes, e.g. ``3x32x32, z 128 normal, 10 classes``
+    (``row`` as from :func:`list_registered`)."""
+    size = row["image_size"]
+    shape = f"{row['channels']}x{size}x{size}" if size else f"{row['channels']} channels"
+    classes = f", {row['num_classes']} classes" if row["num_classes"] else ""
+    return f"{shape}, z {row['z_dim']} {row['z_dist']}{classes}"
+
+
 def load_registered(name: str, device: str = "cpu") -> tuple[GenerativeModel, dict[str, Any]]:
     """(GenerativeModel, provenance metadata) of a registered generator.
 

@@ -399,6 +399,48 @@ def test_names_must_not_clash(gens, tmp_path):
     assert [r["dataset"] for r in thirdparty.list_registered()] == ["digits"]
 
 
+# ---- where registered generators are listed ----------------------------------------------
+def test_models_lists_registered_generators_in_their_own_section(gens, tmp_path):
+    ts = save_torchscript(small(gens), tmp_path / "gen.pt")
+    thirdparty.register_checkpoint("ts-gen", torchscript=ts, z_dim=8, dataset="digits")
+    res = CliRunner().invoke(main, ["models"])
+    assert res.exit_code == 0 and res.stderr == "", res.output
+    models_part, sep, registered = res.stdout.partition("Registered generators (third-party checkpoints")
+    assert sep and "ts-gen" not in models_part and "dcgan" in models_part
+    assert str(thirdparty.registry_path()) in registered.splitlines()[0]  # where they are stored
+    [row] = [line for line in registered.splitlines() if line.startswith("ts-gen")]
+    assert row.split()[:3] == ["ts-gen", "torchscript", "digits"] and str(ts.resolve()) in row
+
+    res = CliRunner().invoke(main, ["models", "--filter", "ts-*"])
+    assert res.exit_code == 0 and "ts-gen" in res.stdout and "dcgan" not in res.stdout, res.output
+    records = json.loads(CliRunner().invoke(main, ["models", "--json"]).stdout)
+    [rec] = [r for r in records if r["name"] == "ts-gen"]
+    assert rec["third_party"] is True and rec["kind"] == "registered generator" and rec["path"] == str(ts.resolve())
+    assert {r["kind"] for r in records} == {"model", "registered generator"}
+
+
+def test_models_without_registrations_has_no_such_section():
+    res = CliRunner().invoke(main, ["models"])
+    assert res.exit_code == 0 and "dcgan" in res.stdout and "Registered generators" not in res.stdout
+
+
+def test_a_corrupt_registry_file_does_not_break_the_model_listing(home):
+    home.mkdir(parents=True)
+    (home / thirdparty.REGISTRY_FILE).write_text("{oops")
+    res = CliRunner().invoke(main, ["models"])
+    assert res.exit_code == 0 and "dcgan" in res.stdout, res.output
+    [line] = res.stderr.splitlines()
+    assert line.startswith("warning: registered generators not listed: invalid registry file") and "JSON" in line
+
+
+def test_register_help_says_where_registered_generators_are_listed():
+    res = CliRunner().invoke(main, ["register", "--help"])
+    text = " ".join(res.stdout.split())
+    assert res.exit_code == 0
+    assert "`ganbench models` lists it under Registered generators" in text
+    assert thirdparty.REGISTRY_FILE in text and "GANBENCH_HOME" in text
+
+
 # ---- the registry file ---------------------------------------------------------------------
 DROP = object()  # a field removed from the record
 

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import inspect
 import json
 import re
 
 import click
+
+from ganbench.errors import GanbenchError
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
@@ -34,12 +37,57 @@ def field_comments(cls: type) -> dict[str, str]:
     return comments
 
 
+def _model_records(pattern: str | None) -> list[dict]:
+    from ganbench.models.base import model_info
+    from ganbench.registries import models
+
+    records = []
+    for entry in models.entries():
+        if pattern and not fnmatch.fnmatch(entry.name, pattern):
+            continue
+        info = model_info(entry.name)
+        records.append({"kind": "model", "name": entry.name, "paper": info.paper, "year": info.year,
+                        "task": info.task, "arxiv": info.arxiv, "datasets": list(info.defaults),
+                        "origin": entry.origin, "third_party": entry.origin != "builtin"})
+    return records
+
+
+def _registered_records(pattern: str | None) -> list[dict]:
+    """Generators registered with `ganbench register`; a broken registry file is a warning here."""
+    from ganbench.thirdparty import ORIGIN, list_registered
+
+    try:
+        rows = list_registered()
+    except GanbenchError as exc:
+        click.echo(f"warning: registered generators not listed: {exc}", err=True)
+        return []
+    return [{"kind": "registered generator", "origin": ORIGIN, **row} for row in rows
+            if not pattern or fnmatch.fnmatch(row["name"], pattern)]
+
+
+def _print_models(records: list[dict]) -> None:
+    rows = [[f"{r['name']} *" if r["third_party"] else r["name"], _short(r["paper"], 48), str(r["year"]),
+             r["task"], ", ".join(r["datasets"]) or "-"] for r in records]
+    click.echo(_table(rows, ["model", "paper", "year", "task", "datasets with paper defaults"]))
+    if any(r["third_party"] for r in records):
+        click.echo("\n* third-party (installed plug-in)")
+
+
+def _print_registered(records: list[dict]) -> None:
+    from ganbench.thirdparty import describe, registry_path
+
+    rows = [[r["name"], r["format"], r["dataset"] or "-", describe(r), r["path"]] for r in records]
+    click.echo(f"Registered generators (third-party checkpoints, `ganbench register`; in {registry_path()}):")
+    click.echo(_table(rows, ["name", "format", "dataset", "generates", "checkpoint"]))
+
+
 @click.group("models", invoke_without_command=True)
 @click.option("--filter", "pattern", default=None, metavar="PATTERN", help="Shell-style name filter, e.g. '*gan*'.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def models_cmd(ctx, pattern, as_json):
-    """List the registered models (`ganbench models show NAME` for one).
+    """List the registered models (`ganbench models show NAME` for one), then the
+    third-party generators registered with `ganbench register`.
 
     \b
     Examples:
@@ -49,30 +97,18 @@ def models_cmd(ctx, pattern, as_json):
     """
     if ctx.invoked_subcommand is not None:
         return
-    from ganbench.models.base import model_info
-    from ganbench.registries import models
-
-    rows, records = [], []
-    for entry in models.entries():
-        if pattern and entry.name not in models.names(pattern):
-            continue
-        info = model_info(entry.name)
-        third = entry.origin != "builtin"
-        datasets = ", ".join(info.defaults) or "-"
-        records.append({"name": entry.name, "paper": info.paper, "year": info.year, "task": info.task,
-                        "arxiv": info.arxiv, "datasets": list(info.defaults), "origin": entry.origin,
-                        "third_party": third})
-        name = f"{entry.name} *" if third else entry.name
-        rows.append([name, _short(info.paper, 48), str(info.year), info.task, datasets])
+    models, registered = _model_records(pattern), _registered_records(pattern)
     if as_json:
-        click.echo(json.dumps(records, indent=1))
-        return
-    if not rows:
+        click.echo(json.dumps(models + registered, indent=1))
+    elif not models and not registered:
         click.echo("no models match" if pattern else "no models registered")
-        return
-    click.echo(_table(rows, ["model", "paper", "year", "task", "datasets with paper defaults"]))
-    if any(r["third_party"] for r in records):
-        click.echo("\n* third-party (installed plug-in)")
+    else:
+        if models:
+            _print_models(models)
+        if models and registered:
+            click.echo()
+        if registered:
+            _print_registered(registered)
 
 
 @models_cmd.command("show")

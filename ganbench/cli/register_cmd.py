@@ -37,8 +37,13 @@ def register_cmd(name, torchscript, onnx, factory, weights, weights_key, z_dim, 
                  output_range, channels, image_size, dataset, trust_pickle, force, device):
     """Register a third-party generator as NAME, after checking it on a few latents.
 
-    NAME can then be evaluated like a built-in model (`ganbench eval -i NAME ...`) and is
-    listed by `ganbench models`. The file's sha256 is recorded and checked at every load.
+    NAME can then be evaluated like a built-in model (`ganbench eval -i NAME ...`);
+    `ganbench models` lists it under Registered generators (third-party checkpoints).
+    The file's sha256 is recorded and checked at every load.
+
+    \b
+    Registrations are kept in $GANBENCH_HOME/registered-generators.json
+    (default home: the user data folder, ~/.local/share/ganbench on Linux).
 
     \b
     Examples:
@@ -50,17 +55,15 @@ def register_cmd(name, torchscript, onnx, factory, weights, weights_key, z_dim, 
     """
     from ganbench.api import register_checkpoint
     from ganbench.evaluation import default_device
-    from ganbench.thirdparty import registry_path
+    from ganbench.thirdparty import describe, registry_path
 
     row = register_checkpoint(
         name, torchscript=torchscript, onnx=onnx, factory=factory, weights=weights, weights_key=weights_key,
         z_dim=z_dim, z_dist=z_dist, num_classes=num_classes, output_range=output_range,
         channels=int(channels), image_size=image_size, dataset=dataset, trust_pickle=trust_pickle,
         overwrite=force, device=device or default_device())
-    size = f"{row['channels']}x{row['image_size']}x{row['image_size']}" if row["image_size"] else f"{row['channels']} channels"
-    cond = f", {row['num_classes']} classes" if row["num_classes"] else ""
-    click.echo(f"Registered {name!r} ({row['format']}, {size}, z {row['z_dim']} {row['z_dist']}{cond}, "
-               f"sha256 {row['checkpoint_sha256'][:12]}) in {registry_path()}")
+    click.echo(f"Registered {name!r} ({row['format']}, {describe(row)}, sha256 {row['checkpoint_sha256'][:12]}) "
+               f"in {registry_path()}")
     if row["trust_pickle"]:
         click.echo("warning: this registration unpickles its file at every load (--trust-pickle)", err=True)
     reference = f"{dataset}:train" if dataset and ":" not in dataset else (dataset or "DATASET:train")
