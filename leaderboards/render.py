@@ -5,12 +5,18 @@ never shown without what it was measured under. Cells read ``mean ± std`` (std 
 runs, shown when there are two runs or more); the best value of each column is bold.
 CSV is for machines: one row per (table, entity), the protocol in columns, full
 precision, ``<column>``/``<column>_std``/``<column>_n`` per metric.
+
+Names (models, datasets, references, extractors, metric columns) come from users and
+plug-ins, so every one is escaped for its format: :func:`markdown_escape` (no HTML, no
+links, one line), :func:`latex_escape` (one line), ``html.escape`` and :func:`csv_cell`
+(no spreadsheet formulas).
 """
 from __future__ import annotations
 
 import html
 import math
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Sequence
@@ -99,17 +105,58 @@ def _note(board: Leaderboard) -> str:
     return f"Ranked by {p.name} ({direction}); mean ± std over runs."
 
 
+# --------------------------------------------------------------------------- escaping
+# One function per format, applied to every user-supplied string (model, dataset, reference,
+# extractor and metric names, titles, notes, headers): names come from users and plug-ins.
+# HTML uses html.escape.
+_MD_SPECIAL = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\\": "\\\\", "|": "\\|", "[": "\\[", "]": "\\]"}
+_SCRIPT_SCHEME = re.compile(r"(javascript|vbscript)(\s*):", re.IGNORECASE)
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                  "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}"}
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what spreadsheets evaluate (OWASP CSV injection)
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _one_line(s: object) -> str:
+    return " ".join(str(s).splitlines())
+
+
+def markdown_escape(s: object) -> str:
+    """Inert Markdown text on one line: no HTML, no links, no table breaks."""
+    text = "".join(_MD_SPECIAL.get(ch, ch) for ch in _one_line(s))
+    return _SCRIPT_SCHEME.sub(r"\1\2&#58;", text)
+
+
+def latex_escape(s: object) -> str:
+    """LaTeX text on one line (a newline would end a comment; a blank line breaks a tabular)."""
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in _one_line(s))
+
+
+def csv_cell(value: object) -> object:
+    """A CSV cell a spreadsheet will not evaluate: text starting with = + - @ tab or CR gets a
+    leading quote (OWASP); numbers, and text that is just a number, are left alone."""
+    if not isinstance(value, str):
+        return value
+    if value.startswith(_FORMULA_START) and not _NUMBER.fullmatch(value):
+        value = "'" + value
+    return value.replace("\r\n", "\n").replace("\r", "\n")  # csv leaves a bare CR unquoted: the row would split
+
+
+def _csv(df: pd.DataFrame) -> str:
+    text = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
+    safe = df.assign(**{c: df[c].map(csv_cell) for c in text})
+    safe.columns = [csv_cell(c) for c in df.columns]
+    return safe.to_csv(index=False, lineterminator="\n")
+
+
 # --------------------------------------------------------------------------- formats
-def _md_escape(s: str) -> str:
-    return s.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
-
-
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]], align: Sequence[str] | None = None) -> str:
     """A GitHub Markdown table; ``align`` holds "l" or "r" per column."""
     align = align or ["l"] * len(headers)
-    lines = ["| " + " | ".join(_md_escape(h) for h in headers) + " |",
+    lines = ["| " + " | ".join(markdown_escape(h) for h in headers) + " |",
              "|" + "|".join("---:" if a == "r" else ":---" for a in align) + "|"]
-    lines += ["| " + " | ".join(_md_escape(c) for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(markdown_escape(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
@@ -126,16 +173,9 @@ def _render_md(boards: Sequence[Leaderboard], digits: int, bold_best: bool) -> s
                 v = f"{mean} ± {std}" if std and mean else mean
                 shown.append(f"**{v}**" if best and bold_best and v else (v or "–"))
             rows.append(text + shown + [runs])
-        out.append(f"### {board.title}\n\n{_note(board)}\n\n{markdown_table(headers, rows, align)}\n")
+        out.append(f"### {markdown_escape(board.title)}\n\n{markdown_escape(_note(board))}\n\n"
+                   f"{markdown_table(headers, rows, align)}\n")
     return "\n".join(out)
-
-
-_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
-
-
-def latex_escape(s: str) -> str:
-    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in s)
 
 
 def _render_latex(boards: Sequence[Leaderboard], digits: int, bold_best: bool, booktabs: bool) -> str:
@@ -148,7 +188,7 @@ def _render_latex(boards: Sequence[Leaderboard], digits: int, bold_best: bool, b
         headers = [latex_escape(h) for h in cells.headers] + \
             [latex_escape(name) + (r" $\uparrow$" if hib else r" $\downarrow$") for name, hib in cells.metric_headers] + \
             ["Runs"]
-        lines = [f"% {board.title}", f"% {_note(board).replace('±', '+-')}",
+        lines = [f"% {latex_escape(board.title)}", f"% {latex_escape(_note(board).replace('±', '+-'))}",
                  f"\\begin{{tabular}}{{{spec}}}", top, " & ".join(headers) + r" \\", mid]
         for text, metrics, runs in zip(cells.text, cells.cells, cells.runs):
             row = [latex_escape(t) for t in text]
@@ -218,7 +258,7 @@ def render_leaderboards(boards: Sequence[Leaderboard], fmt: str = "md", *, digit
     """
     check_format(fmt)
     if fmt == "csv":
-        return to_frame(boards).to_csv(index=False, lineterminator="\n")
+        return _csv(to_frame(boards))
     if fmt == "md":
         return _render_md(boards, digits, bold_best)
     if fmt == "latex":
@@ -237,7 +277,7 @@ def render_results(results: pd.DataFrame, fmt: str = "md", *, columns: Sequence[
                 raise UnknownNameError("column", c, results.columns)
     df = results[list(columns)]
     if fmt == "csv":
-        return df.to_csv(index=False, lineterminator="\n")
+        return _csv(df)
     rows = []
     for rec in df.itertuples(index=False):
         row = []

@@ -2,6 +2,7 @@
 output format parsed back, atomic --out, and the CLI commands."""
 from __future__ import annotations
 
+import csv
 import io
 import json
 import math
@@ -25,11 +26,12 @@ METRIC_OF = {"precision": "pr", "recall": "pr"}
 
 
 def r(model, key, value, run, *, n=10000, extractor="inception-v3-fid", weights="6726825d" * 8, standard=True,
-      version=1, ckpt=None, step=None, dataset="mnist:test", protocol=None):
+      version=1, ckpt=None, step=None, dataset="mnist:test", protocol=None, reference=None):
     """One result row; the protocol follows the arguments unless given."""
     metric = METRIC_OF.get(key, key)
     proto, pid = make_protocol(extractor=extractor, weights_sha256=weights, resize="tf1", num_samples=n,
-                               reference=dataset, num_reference=10000, metric=metric, metric_version=version)
+                               reference=reference or dataset, num_reference=10000, metric=metric,
+                               metric_version=version)
     if protocol is not None:
         proto, pid = protocol, protocol
     return dict(run_id=run, timestamp="2024-05-01T12:00:00+00:00", model=model, checkpoint_sha256=ckpt, step=step,
@@ -220,7 +222,7 @@ def test_markdown_tables_are_well_formed(boards):
         assert widths == {3 + len(board.columns)}, table
         assert re.fullmatch(r"\|(:?-+:?\|)+", table[1])
         assert len(table) == 2 + len(board.frame)
-    assert "my\\_gan" not in text and "my_gan\\|v2 & co" in text
+    assert "my\\_gan" not in text and "my_gan\\|v2 &amp; co" in text
     assert "**11.00 ± 0.00**" in text  # best fid, bold
 
 
@@ -234,7 +236,7 @@ def test_latex_is_well_formed(boards, tmp_path):
         assert len(spec) == 3 + len(board.columns) and len(rows) == 1 + len(board.frame)
         for row in rows:
             assert len(re.findall(r"(?<!\\)&", row)) == len(spec) - 1, row
-    assert r"my\_gan|v2 \& co" in text and r"$\pm$" in text and r"\textbf{11.00}" in text
+    assert r"my\_gan\textbar{}v2 \& co" in text and r"$\pm$" in text and r"\textbf{11.00}" in text
     depth = 0
     for ch in re.sub(r"\\[{}]", "", text):
         depth += {"{": 1, "}": -1}.get(ch, 0)
@@ -298,6 +300,95 @@ def test_render_results(hand):
     md = render_results(hand, "md")
     assert md.count("\n") == 2 + len(hand) and "| timestamp | run_id | model |" in md
     assert len(pd.read_csv(io.StringIO(render_results(hand, "csv")))) == len(hand)
+
+
+# --------------------------------------------------------------------------- hostile names
+# Names come from users and plug-ins: each format must keep them inert (no markup, no
+# links, no formulas) and keep one table row per line.
+HOSTILE_MODELS = ["<script>alert(1)</script>", '<img src=x onerror="alert(1)">', "[click](JavaScript:alert(1))",
+                  "two\n\nlines | & \\ $x_1$ 100%", '=HYPERLINK("http://evil","x")', "+1+cmd", "-2+3",
+                  "@SUM(A1)", "\tTAB", "\rCR"]
+HOSTILE_REFERENCE = "<b>ref</b>\n\n[x](javascript:void(0))"
+HOSTILE_DATASET = "evil<script>x</script>\n\n# data"
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+@pytest.fixture
+def hostile_results(tmp_path):
+    rows = [r(m, "fid", 10 + i, f"h{i}") for i, m in enumerate(HOSTILE_MODELS)]
+    rows += [r("A", "fid", 11, "a1", reference=HOSTILE_REFERENCE),  # a column named after the reference
+             r("A", "loglik", -1.5, "a1"), r("A", "=1+1", -2.25, "a1"),  # negative numbers; a formula key
+             r(HOSTILE_MODELS[0], "fid", 3, "d1", dataset=HOSTILE_DATASET)]  # in a table title
+    return stored(tmp_path, rows).load()
+
+
+@pytest.fixture
+def hostile(hostile_results):
+    boards = build_leaderboards(hostile_results)
+    assert any(HOSTILE_REFERENCE in c.name for b in boards for c in b.columns)
+    return boards
+
+
+def test_markdown_neutralises_html_links_and_newlines(hostile, hostile_results):
+    for text in (render_leaderboards(hostile, "md"), render_results(hostile_results, "md")):
+        assert not re.search(r"<(script|img|b)\b", text) and "&lt;script&gt;" in text
+        assert not re.search(r"javascript:", text, re.IGNORECASE)
+        assert not re.search(r"(?<!\\)[\[\]]", text), "unescaped link brackets"
+        assert "\r" not in text
+    text = render_leaderboards(hostile, "md")
+    assert text.count("### ") == len(hostile)
+    for board, block in zip(hostile, text.split("### ")[1:]):
+        title, _, note, _, *table = block.rstrip("\n").split("\n")
+        assert all(line.startswith("|") for line in table) and len(table) == 2 + len(board.frame), block
+        assert {len(_CELL_SPLIT.split(line)) for line in table} == {5 + len(board.columns)}, table
+    assert "\\[click\\](JavaScript&#58;alert(1))" in text and "two  lines \\| &amp; \\\\ $x_1$ 100%" in text
+
+
+def test_latex_keeps_every_row_on_one_line(hostile):
+    text = render_leaderboards(hostile, "latex")
+    for block, board in zip(text.split(r"\begin{tabular}")[1:], hostile):
+        body = block.split(r"\end{tabular}")[0].splitlines()[1:]
+        rows = [line for line in body if line.endswith(r"\\")]
+        assert len(rows) == 1 + len(board.frame) and len(body) == len(rows) + 3, body  # + three rules
+        assert all(len(re.findall(r"(?<!\\)&", row)) == 2 + len(board.columns) for row in rows), rows
+    for line in text.splitlines():  # comments included: a newline in a title would end one
+        assert line == "" or re.match(r"%|\\|\d* & |Rank & ", line), line
+    assert "two  lines \\textbar{} \\& \\textbackslash{} \\$x\\_1\\$ 100\\%" in text
+    assert "\\textless{}script\\textgreater{}" in text and "<" not in text
+
+
+def test_csv_neutralises_formulas_in_text_cells_only(hostile, hostile_results):
+    for text in (render_leaderboards(hostile, "csv"), render_results(hostile_results, "csv")):
+        header, *records = list(csv.reader(io.StringIO(text)))
+        for cell in header + [c for rec in records for c in rec]:
+            assert not cell.startswith(FORMULA_START) or re.fullmatch(r"-\d+(\.\d+)?", cell), repr(cell)
+        models = {rec[header.index("model")] for rec in records}
+        assert {"'=HYPERLINK(\"http://evil\",\"x\")", "'+1+cmd", "'-2+3", "'@SUM(A1)", "'\tTAB", "'\nCR"} <= models
+    df = pd.read_csv(io.StringIO(render_leaderboards(hostile, "csv")))
+    assert "'=1+1" in df.columns and df["'=1+1"].dropna().tolist() == [-2.25]
+    assert df["loglik"].dropna().tolist() == [-1.5]  # numbers are never touched
+
+
+def test_html_escapes_hostile_names(hostile):
+    text = render_leaderboards(hostile, "html")
+    parser = _TableShape()
+    parser.feed(text)
+    parser.close()
+    assert parser.stack == [] and parser.rows == [3 + len(b.columns) for b in hostile for _ in range(1 + len(b.frame))]
+    assert not re.search(r"<(script|img|b)\b", text) and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in text
+
+
+@pytest.mark.parametrize("fmt, inert", [
+    ("md", lambda text: "<script" not in text and "javascript:" not in text.lower()),
+    ("latex", lambda text: "<script" not in text and "\n\n# data" not in text),
+    ("html", lambda text: "<script" not in text and "<img" not in text),
+    ("csv", lambda text: "\n=" not in text and ",=" not in text and "'=HYPERLINK" in text),
+])
+def test_cli_leaderboard_with_hostile_names(hostile_results, tmp_path, fmt, inert):
+    store = stored(tmp_path, [], name="copy.sqlite")
+    store.append(hostile_results.to_dict("records"))
+    res = run("leaderboard", "--store", store.location, "--format", fmt)
+    assert res.exit_code == 0 and inert(res.stdout), res.output
 
 
 # --------------------------------------------------------------------------- CLI
