@@ -349,12 +349,12 @@ def _check_memory(passes: list[tuple[ImageSource | None, dict[str, Any], bool]],
     ``passes``: (source or None, {extractor: (module, features)}, keep_images) per input,
     the input first, whose modules are a superset. :func:`~ganbench.features.extract`
     holds float32 features twice over (the batches, then their concatenation) and the
-    images when kept; their sizes come from one probe image of the input.
+    images when kept; feature sizes come from one blank image of the input's size.
     """
     (fake, modules, keep), have = passes[0], available_memory()
     if have is None or not (modules or keep):
         return
-    probe = fake.images(0, 1).to(device)
+    probe = torch.zeros((1, *fake.image_shape()), dtype=torch.uint8, device=device)
     feature_bytes = {name: 4 * sum(out[f][0].numel() for f in feats)
                      for name, (module, feats) in modules.items() for out in [module(probe, feats)]}
     need = sum(2 * len(src) * (sum(feature_bytes[n] for n in mods) + (probe[0].numel() if keep else 0))

@@ -60,6 +60,12 @@ class ImageSource:
         """A hash of everything that determines the images, or None (do not cache)."""
         return None
 
+    def image_shape(self) -> tuple[int, ...]:
+        """(3, H, W) of the images: a generator's declared size (nothing sampled), else the first image's."""
+        model = getattr(self, "model", None)
+        size = model.latent.image_size if model is not None else None
+        return (3, size, size) if size else tuple(self.images(0, 1).shape[1:])
+
     def provenance(self) -> dict[str, Any]:
         return {"source": self.descriptor}
 
@@ -451,6 +457,9 @@ class LimitedSource(ImageSource):
     def content_key(self):
         key = self.source.content_key()
         return None if key is None else hashlib.sha256(f"{key}:first{self.n}".encode()).hexdigest()
+
+    def image_shape(self):
+        return self.source.image_shape()
 
     def provenance(self):
         return self.source.provenance()

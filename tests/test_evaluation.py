@@ -383,6 +383,13 @@ def test_json_path_is_checked_before_computing(tiny, tmp_path, where, message):
 
 
 def test_samples_beyond_memory_fail_up_front(tiny):
+    class Counted(NoiseGenerator):
+        calls = 0
+
+        def generate(self, z, labels=None):
+            Counted.calls += 1
+            return super().generate(z, labels)
+
     with pytest.raises(InputError, match=r"needs ~[\d,.]+ GiB of memory, have [\d,.]+ GiB"):
-        evaluate(NoiseGenerator(), random_images(20), ["fid"], extractor=TINY, num_samples=10**12, progress=False)
-    assert tiny.calls == PROBE  # the pass never started
+        evaluate(Counted(), random_images(20), ["fid"], extractor=TINY, num_samples=10**12, progress=False)
+    assert tiny.calls == PROBE and Counted.calls == 0  # sized from a blank image: nothing generated
