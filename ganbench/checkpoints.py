@@ -10,16 +10,27 @@ A checkpoint ``<run>/checkpoint.safetensors`` holds
 
 and, in the safetensors header (key ``"ganbench"``) and in ``checkpoint.json`` beside
 it: the model name, hyperparameters, step, dataset, seed, latent spec, ganbench/torch
-versions; the sidecar adds the sha256 of the safetensors file.
+versions; the sidecar adds the sha256 of the safetensors file. The metadata also holds
+``payload_sha256``, a hash of the rest of it and of every tensor (:func:`payload_sha256`),
+so a checkpoint without its sidecar is verified too (files written before it existed
+load unverified).
 
 Writes are atomic (temp file, fsync, ``os.replace``): a run killed at any moment leaves
-the previous checkpoint readable. The safetensors file is self-describing; when the
-sidecar describes the same step its sha256 is verified. Nothing is ever unpickled.
+the previous checkpoint readable, and the next run in that folder removes the killed
+writer's temp files (:func:`remove_stale_temps`). The safetensors file is
+self-describing: when the sidecar describes the same step its sha256 is verified, and a
+damaged sidecar (only a copy) is ignored with a warning. Nothing is ever unpickled.
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
+import re
+import socket
+import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +44,7 @@ from ganbench.weights import sha256_file
 FORMAT = "ganbench-checkpoint"
 FORMAT_VERSION = 1
 CHECKPOINT_NAME = "checkpoint.safetensors"
+HASH_KEY = "payload_sha256"  # metadata key of payload_sha256()
 
 
 # ---------------------------------------------------------------------------------------
@@ -86,6 +98,51 @@ def sidecar_path(path: str | os.PathLike) -> Path:
     return Path(path).with_suffix(".json")
 
 
+def temp_path(path: Path) -> Path:
+    """Where ``path`` is written before its atomic rename: ``.<name>.tmp<pid>@<host>``, so
+    :func:`remove_stale_temps` can tell a killed writer's leftovers from a live writer's."""
+    return path.with_name(f".{path.name}.tmp{os.getpid()}@{socket.gethostname()}")
+
+
+_TEMP_NAME = re.compile(r"\.(.+)\.tmp(\d+)(?:@(.+))?")  # without @host: written before hosts were named
+
+
+def remove_stale_temps(folder: Path) -> None:
+    """Delete :func:`temp_path` files in ``folder`` whose writer was killed: a dead process
+    on this host, or an hour old (the feature cache's rule)."""
+    with contextlib.suppress(OSError):  # no folder, or not ours to clean
+        for path in folder.glob(".*.tmp*"):
+            with contextlib.suppress(OSError):  # removed by someone else first
+                if _is_stale_temp(path):
+                    path.unlink()
+
+
+def _is_stale_temp(path: Path) -> bool:
+    from ganbench.features import STALE_TEMP_S, _process_alive  # one rule for every temp file
+
+    match = _TEMP_NAME.fullmatch(path.name)
+    if not match:
+        return False
+    if time.time() - path.stat().st_mtime > STALE_TEMP_S:
+        return True
+    pid, host = int(match[2]), match[3]
+    if host not in (None, socket.gethostname()) or pid >= 2 ** 31:  # another machine's, or not a pid
+        return False
+    return not _process_alive(pid)
+
+
+def payload_sha256(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 of the metadata (but its own ``payload_sha256``) and every tensor (name,
+    dtype, shape, bytes) in key order: checkable from the safetensors file alone."""
+    rest = {k: v for k, v in meta.items() if k != HASH_KEY}
+    digest = hashlib.sha256(json.dumps(rest, sort_keys=True).encode())  # same text after loading
+    for key in sorted(tensors):
+        t = tensors[key].contiguous()
+        digest.update(f"\n{key} {t.dtype} {list(t.shape)}\n".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
 def _fsync_write(path: Path, data: bytes) -> None:
     with open(path, "wb") as f:
         f.write(data)
@@ -102,9 +159,10 @@ def save_checkpoint(path: str | os.PathLike, tensors: dict[str, torch.Tensor], m
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta}
     # clone: safetensors refuses shared or non-contiguous storage (tied weights, channels_last)
     flat = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in tensors.items()}
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp_json = path.with_name(f".{sidecar_path(path).name}.tmp{os.getpid()}")
+    meta[HASH_KEY] = payload_sha256(meta, flat)
+    tmp, tmp_json = temp_path(path), temp_path(sidecar_path(path))
     try:
+        # one metadata key: safetensors writes several in a random order (same run, same bytes)
         save_file(flat, str(tmp), metadata={"ganbench": json.dumps(meta)})
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
@@ -131,46 +189,74 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
 
     Raises:
         MissingFileError: no such file.
-        GanbenchError: not a ganbench checkpoint, truncated, or its sha256 does not match
-            the sidecar.
+        GanbenchError: not a ganbench checkpoint, truncated, or its content does not match
+            the sha256 in its header or in the sidecar.
+    Warns:
+        UserWarning: the sidecar is damaged (it is ignored: the header is authoritative).
     """
+    path = Path(path)
+    tensors, header = _read_safetensors(path)
+    meta = _header_meta(path, header)
+    digest = sha256_file(path)
+    sidecar = _read_sidecar(path)
+    # a sidecar for another step is stale (interrupted between the two renames)
+    if sidecar and sidecar.get("step") == meta.get("step") and sidecar["sha256"] != digest:
+        raise GanbenchError(f"checkpoint {str(path)!r} does not match the sha256 in "
+                            f"{sidecar_path(path).name} (corrupt or modified)")
+    if HASH_KEY in meta and meta[HASH_KEY] != payload_sha256(meta, tensors):
+        raise GanbenchError(f"checkpoint {str(path)!r} does not match the sha256 stored in it "
+                            f"(corrupt or modified); resume from an earlier one or retrain")
+    meta["sha256"] = digest
+    meta["checkpoint_sha256"] = digest
+    return tensors, meta
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     from safetensors import safe_open
 
-    path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"checkpoint {str(path)!r} does not exist")
     try:
         with safe_open(str(path), framework="pt") as f:
-            header = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            return {k: f.get_tensor(k) for k in f.keys()}, f.metadata() or {}
     except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise GanbenchError(f"checkpoint {str(path)!r} is corrupt or truncated ({first}); "
                             f"resume from an earlier one or retrain") from None
+
+
+def _header_meta(path: Path, header: dict[str, str]) -> dict[str, Any]:
     if "ganbench" not in header:
         raise GanbenchError(f"{str(path)!r} is a safetensors file but not a ganbench training "
                             f"checkpoint (no 'ganbench' metadata)")
     try:
         meta = json.loads(header["ganbench"])
     except json.JSONDecodeError:
-        raise GanbenchError(f"checkpoint {str(path)!r} has corrupt metadata") from None
-    if meta.get("format") != FORMAT or meta.get("format_version", 0) > FORMAT_VERSION:
+        meta = None
+    if not isinstance(meta, dict):
+        raise GanbenchError(f"checkpoint {str(path)!r} has corrupt metadata")
+    version = meta.get("format_version", 0)
+    if meta.get("format") != FORMAT or not isinstance(version, int) or version > FORMAT_VERSION:
         raise GanbenchError(f"checkpoint {str(path)!r} has format {meta.get('format')!r} "
                             f"v{meta.get('format_version')}; this ganbench reads {FORMAT} v{FORMAT_VERSION}")
-    digest = sha256_file(path)
+    return meta
+
+
+def _read_sidecar(path: Path) -> dict[str, Any] | None:
+    """The sidecar of ``path`` when it exists and has a sha256; a damaged one is only a
+    copy of the header, so it warns and is ignored."""
     side = sidecar_path(path)
-    if side.is_file():
-        try:
-            sidecar = json.loads(side.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            sidecar = None  # a damaged sidecar is only a convenience copy
-        # a sidecar for another step is stale (interrupted between the two renames)
-        if sidecar and sidecar.get("step") == meta.get("step") and sidecar.get("sha256") != digest:
-            raise GanbenchError(f"checkpoint {str(path)!r} does not match the sha256 in "
-                                f"{side.name} (corrupt or modified)")
-    meta["sha256"] = digest
-    meta["checkpoint_sha256"] = digest
-    return tensors, meta
+    if not side.is_file():
+        return None
+    try:
+        sidecar = json.loads(side.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        sidecar = None
+    if isinstance(sidecar, dict) and isinstance(sidecar.get("sha256"), str):
+        return sidecar
+    warnings.warn(f"ignoring damaged {side} (not a checkpoint description); "
+                  f"using the metadata inside {path.name}", stacklevel=3)
+    return None
 
 
 # ---------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ import torch
 
 import ganbench
 from ganbench.checkpoints import (CHECKPOINT_NAME, checkpoint_meta, collect_state, read_checkpoint,
-                                  restore_state, save_checkpoint)
+                                  remove_stale_temps, restore_state, save_checkpoint, temp_path)
 from ganbench.data import get_dataset, dataset_info, parse_name
 from ganbench.errors import GanbenchError
 from ganbench.generative import ConditionalImageGenerator, GenerativeModel, sample_latents
@@ -123,10 +123,13 @@ def resolve_device(device: str) -> torch.device:
 
 
 def prepare_run_dir(out: Path, resume: bool) -> bool:
-    """Create ``out``; refuse a non-empty one unless resuming. Returns True if a checkpoint exists."""
+    """Create ``out`` and remove temp files of killed runs in it; refuse a non-empty
+    folder unless resuming. Returns True if a checkpoint exists."""
     has_checkpoint = (out / CHECKPOINT_NAME).is_file()
     if out.exists() and not out.is_dir():
         raise GanbenchError(f"--out {str(out)!r} is a file, not a folder")
+    for folder in (out, out / "samples"):
+        remove_stale_temps(folder)
     if out.is_dir() and any(out.iterdir()) and not resume:
         raise GanbenchError(f"run folder {str(out)!r} exists and is not empty; pass --resume to "
                             f"continue it, or choose another --out (results are never overwritten)")
@@ -362,7 +365,7 @@ def save_png(image: torch.Tensor, path: Path) -> None:
 
     arr = image.permute(1, 2, 0).numpy()
     pil = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp = temp_path(path)
     pil.save(tmp, format="PNG")
     os.replace(tmp, path)
 
@@ -393,7 +396,7 @@ def _add_scalars(writer, prefix: str, values: dict[str, Any], step: int) -> None
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp = temp_path(path)
     tmp.write_text(text)
     os.replace(tmp, path)
 

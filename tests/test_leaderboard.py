@@ -338,7 +338,8 @@ def test_markdown_neutralises_html_links_and_newlines(hostile, hostile_results):
     text = render_leaderboards(hostile, "md")
     assert text.count("### ") == len(hostile)
     for board, block in zip(hostile, text.split("### ")[1:]):
-        title, _, note, _, *table = block.rstrip("\n").split("\n")
+        _title, after_title, _note, after_note, *table = block.rstrip("\n").split("\n")
+        assert after_title == after_note == "", block  # title and note on one line each
         assert all(line.startswith("|") for line in table) and len(table) == 2 + len(board.frame), block
         assert {len(_CELL_SPLIT.split(line)) for line in table} == {5 + len(board.columns)}, table
     assert "\\[click\\](JavaScript&#58;alert(1))" in text and "two  lines \\| &amp; \\\\ $x_1$ 100%" in text
