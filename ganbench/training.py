@@ -81,6 +81,8 @@ class TrainResult:
 
 # keys a resumed run must share with its checkpoint
 _RESUME_KEYS = ("dataset", "batch_size", "seed", "ema")
+# logs holding one {"step": N, ...} record a line; a resumed run rewrites those after its start
+_LOGS = ("metrics.jsonl", "eval.jsonl")
 
 
 def train(model: str | TrainOptions | None = None, dataset: str | None = None, *,
@@ -185,6 +187,8 @@ class _Run:
             if resume_from is not None:
                 start = self._restore(resume_from, model, ema, ctx, config)
             if self.out is not None:
+                for name in _LOGS:
+                    trim_log(self.out / name, start)
                 self._write_run_json(config, start)
             return self._loop(model, ema, ctx, data, start, config)
 
@@ -205,8 +209,6 @@ class _Run:
         if step > self.o.steps:
             raise GanbenchError(f"the checkpoint is at step {step}, beyond --steps {self.o.steps}")
         restore_state(model, ema, ctx, tensors, meta)
-        self._truncate_log("metrics.jsonl", step)
-        self._truncate_log("eval.jsonl", step)
         return step
 
     def _train_meta(self) -> dict[str, Any]:
@@ -218,20 +220,6 @@ class _Run:
         run = {"ganbench_version": ganbench.__version__, "torch_version": torch.__version__,
                "options": asdict(self.o), "config": config.to_dict(), "started_at_step": start}
         _atomic_write_text(self.out / "run.json", json.dumps(run, indent=1, default=str) + "\n")
-
-    def _truncate_log(self, name: str, step: int) -> None:
-        """Drop log lines a killed run wrote after its last checkpoint."""
-        path = self.out / name
-        if not path.is_file():
-            return
-        keep = []
-        for line in path.read_text().splitlines():
-            try:
-                if json.loads(line).get("step", 0) <= step:
-                    keep.append(line)
-            except json.JSONDecodeError:
-                continue  # a line cut by the kill
-        _atomic_write_text(path, "".join(l + "\n" for l in keep))
 
     # -- the loop -------------------------------------------------------------------
     def _loop(self, model: GANModel, ema, ctx: TrainContext, data, start: int, config) -> TrainResult:
@@ -368,6 +356,25 @@ def save_png(image: torch.Tensor, path: Path) -> None:
     tmp = temp_path(path)
     pil.save(tmp, format="PNG")
     os.replace(tmp, path)
+
+
+def trim_log(path: Path, step: int) -> None:
+    """Keep the records of a JSON-lines log up to ``step`` (the run continuing from ``step``
+    writes the later ones again) and drop lines that are not records, such as one cut by a kill."""
+    if not path.is_file():
+        return
+    lines = path.read_text(errors="replace").splitlines()
+    _atomic_write_text(path, "".join(f"{line}\n" for line in lines if 0 <= _record_step(line) <= step))
+
+
+def _record_step(line: str) -> float:
+    """The step of a log line, or -1 when the line is not a record."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return -1
+    step = record.get("step") if isinstance(record, dict) else None
+    return step if isinstance(step, (int, float)) and not isinstance(step, bool) else -1
 
 
 def _append_jsonl(path: Path, record: dict[str, Any]) -> None:

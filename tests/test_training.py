@@ -271,3 +271,80 @@ def test_cli_periodic_evaluation_lands_in_the_results_store(tmp_path):
     fid = rows[rows.metric == "fid"]
     assert sorted(fid.step.tolist()) == [2, 4] and set(fid.extractor) == {"lenet-mnist"}
     assert fid.value.tolist() == pytest.approx([r["fid"] for r in logged])
+
+
+def write_log(path, steps, tail=""):
+    path.write_text("".join(json.dumps({"step": s, "loss_d": 1.0}) + "\n" for s in steps) + tail)
+
+
+def log_steps(path):
+    return [json.loads(line)["step"] for line in path.read_text().splitlines()]  # every line parses
+
+
+def test_resume_without_a_checkpoint_starts_fresh_logs(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    write_log(out / "metrics.jsonl", [2, 4, 6], tail='{"step": 8, "loss')  # killed mid-line, before step 10
+    write_log(out / "eval.jsonl", [4])
+    run(tmp_path, steps=4, log_every=2, resume=True)
+    assert log_steps(out / "metrics.jsonl") == [2, 4]
+    assert not (out / "eval.jsonl").read_text()
+
+
+def test_resume_trims_logs_to_the_checkpoint_and_drops_a_torn_line(tmp_path):
+    run(tmp_path, steps=4, log_every=2, checkpoint_every=4)
+    out = tmp_path / "run"
+    write_log(out / "metrics.jsonl", [2, 4, 6], tail='5\n{"step": 8, "loss')  # not a record; torn
+    run(tmp_path, steps=8, log_every=2, checkpoint_every=4, resume=True)
+    assert log_steps(out / "metrics.jsonl") == [2, 4, 6, 8]
+
+
+def test_api_errors_list_valid_choices():
+    from ganbench.models.base import resolve_config
+
+    with pytest.raises(UnknownNameError) as info:
+        resolve_config("dcgan", "mnist", {"zdim": 64})
+    assert "z_dim" in str(info.value)
+    with pytest.raises(GanbenchError, match="unknown training option"):
+        train("dcgan", "digits", step=3)
+
+
+def test_tensorboard_gets_losses_and_evaluations_when_installed(tmp_path, monkeypatch):
+    import ganbench.training as training
+
+    class Recorder:  # stands in for torch.utils.tensorboard.SummaryWriter
+        def __init__(self):
+            self.scalars, self.closed = [], False
+
+        def add_scalar(self, tag, value, step):
+            self.scalars.append((tag, step))
+
+        def close(self):
+            self.closed = True
+
+    writer = Recorder()
+    original = training._tensorboard_writer
+    monkeypatch.setattr(training, "_tensorboard_writer", lambda out: writer)
+    train(TrainOptions(model="dcgan", dataset="digits", steps=4, batch_size=16, out=str(tmp_path / "run"),
+                       overrides=TINY["dcgan"], log_every=2, eval_every=4, progress=False),
+          evaluate=lambda g, step: {"fid": 1.0, "note": "text is not a scalar"})
+    assert ("train/loss_d", 2) in writer.scalars and ("train/loss_g", 4) in writer.scalars
+    assert ("eval/fid", 4) in writer.scalars and not any(t == "eval/note" for t, _ in writer.scalars)
+    assert writer.closed
+    assert original(None) is None  # no run folder, no TensorBoard
+
+
+def test_cli_periodic_evaluation_lands_in_the_results_store(tmp_path):
+    from ganbench.leaderboards.store import open_store
+
+    out = tmp_path / "evalrun"
+    result = cli("train", "dcgan", "--steps", "4", "--batch-size", "8", "--out", str(out), "-q",
+                 "--set", "g_channels=4", "--set", "d_channels=4", "--set", "image_size=16",
+                 "--eval-every", "2", "--eval-metric", "fid", "--eval-metric", "isc", "--eval-samples", "40")
+    assert result.exit_code == 0, result.output
+    logged = [json.loads(line) for line in (out / "eval.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logged] == [2, 4] and all(r["fid"] > 0 for r in logged)
+    rows = open_store().load(model="dcgan")
+    fid = rows[rows.metric == "fid"]
+    assert sorted(fid.step.tolist()) == [2, 4] and set(fid.extractor) == {"lenet-mnist"}
+    assert fid.value.tolist() == pytest.approx([r["fid"] for r in logged])
