@@ -50,7 +50,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ganbench.errors import GanbenchError, InputError, MissingFileError
+from ganbench.errors import GanbenchError, InputError, MissingFileError, first_line
 from ganbench.images import check_float_array, uint8_to_float
 from ganbench.registries import datasets
 
@@ -415,7 +415,7 @@ def read_array_file(path: str | os.PathLike, split: str = "train") -> tuple[torc
     except InputError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:  # damaged, pickled
-        raise InputError(f"cannot read array file {what!r}: {_first_line(exc)}") from None
+        raise InputError(f"cannot read array file {what!r}: {first_line(exc)}") from None
     return _array_images(x, what), _array_labels(y, len(x), what)
 
 
@@ -482,17 +482,13 @@ def open_image(path: Path) -> Iterator[Any]:
         raise InputError(f"image {str(path)!r} is too large ({size}); ganbench reads images up to "
                          f"{MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE} pixels") from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:  # what PIL raises for broken files
-        raise InputError(f"cannot read image {str(path)!r}: {_first_line(exc)}") from None
+        raise InputError(f"cannot read image {str(path)!r}: {first_line(exc)}") from None
 
 
 def read_image(path: Path, mode: str) -> np.ndarray:
     """The pixels of an image file converted to PIL ``mode`` ("RGB": (H, W, 3), "L": (H, W)), uint8."""
     with open_image(path) as img:
         return np.asarray(img.convert(mode), dtype=np.uint8)
-
-
-def _first_line(exc: Exception) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 # ---------------------------------------------------------------------------------------

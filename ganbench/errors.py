@@ -62,7 +62,9 @@ def write_problem(path: str | os.PathLike, exc: BaseException | None = None) -> 
         return f"folder {folder} is read-only"
     if exc is None:
         return None
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else first_line(exc)
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
-from ganbench.errors import GanbenchError, UnknownNameError, write_problem
+from ganbench.errors import GanbenchError, UnknownNameError, first_line, write_problem
 
 if TYPE_CHECKING:  # pandas is imported only by readers; writers stay light
     import pandas as pd
@@ -461,7 +461,7 @@ class SQLAlchemyStore(ResultsStore):
         try:
             self.engine = sa.create_engine(url)
         except Exception as exc:  # bad URL, missing driver
-            raise GanbenchError(f"cannot open results store {self.location}: {_first_line(exc)}") from None
+            raise GanbenchError(f"cannot open results store {self.location}: {first_line(exc)}") from None
         types = {str: sa.Text, int: sa.BigInteger, float: sa.Float(53), bool: sa.Boolean}
         self.meta = sa.MetaData()
         self.table = sa.Table(
@@ -479,7 +479,7 @@ class SQLAlchemyStore(ResultsStore):
         try:
             return self.sa.inspect(self.engine).has_table(TABLE)
         except self.sa.exc.SQLAlchemyError as exc:
-            raise GanbenchError(f"cannot read results store {self.location}: {_first_line(exc)}") from None
+            raise GanbenchError(f"cannot read results store {self.location}: {first_line(exc)}") from None
 
     def append(self, rows: Iterable[Mapping[str, Any]]) -> int:
         checked = [validate_row(row, i) for i, row in enumerate(rows)]
@@ -490,7 +490,7 @@ class SQLAlchemyStore(ResultsStore):
             with self.engine.begin() as conn:  # one transaction
                 conn.execute(self.table.insert(), checked)
         except self.sa.exc.SQLAlchemyError as exc:
-            raise GanbenchError(f"cannot write results store {self.location}: {_first_line(exc)}") from None
+            raise GanbenchError(f"cannot write results store {self.location}: {first_line(exc)}") from None
         return len(checked)
 
     def load(self, dataset=None, metric=None, model=None, **filters) -> "pd.DataFrame":
@@ -512,12 +512,8 @@ class SQLAlchemyStore(ResultsStore):
             with self.engine.connect() as conn:
                 records = conn.execute(stmt).fetchall()
         except self.sa.exc.SQLAlchemyError as exc:
-            raise GanbenchError(f"cannot read results store {self.location}: {_first_line(exc)}") from None
+            raise GanbenchError(f"cannot read results store {self.location}: {first_line(exc)}") from None
         return _typed_frame(pd.DataFrame.from_records([tuple(r) for r in records], columns=list(COLUMNS)))
-
-
-def _first_line(exc: Exception) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _redact(url: str) -> str:

@@ -325,7 +325,8 @@ def test_stale_feature_cache_temp_files_are_removed(tiny, tmp_path, monkeypatch)
     cache = tmp_path / "cache"
     cache.mkdir()
     monkeypatch.setenv("GANBENCH_CACHE_DIR", str(cache))
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
     host, me = socket.gethostname(), os.getpid()
     names = {
         "dead": f"{FEATURE_TEMP_PREFIX}{int(dead.stdout)}@{host}-abc_12.tmp",  # its writer was killed

@@ -97,7 +97,7 @@ def test_fid_of_identical_sets_is_zero():
 
 def test_fid_round_off_below_zero_is_zero_but_a_real_negative_is_not_hidden():
     x = torch.from_numpy(np.random.default_rng(0).normal(size=(50, 16)).astype(np.float32))
-    mu, sigma = feature_stats(x)
+    _, sigma = feature_stats(x)
     assert np.trace(sigma) + np.trace(sigma) - 2.0 * trace_sqrt_product(sigma, sigma) < 0  # round-off: -7e-15
     assert fid_from_features(x, x) == 0.0
     for seed in range(10):
