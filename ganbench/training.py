@@ -34,7 +34,7 @@ import ganbench
 from ganbench.checkpoints import (CHECKPOINT_NAME, checkpoint_meta, collect_state, read_checkpoint,
                                   remove_stale_temps, restore_state, save_checkpoint, temp_path)
 from ganbench.data import get_dataset, dataset_info, parse_name
-from ganbench.errors import GanbenchError
+from ganbench.errors import GanbenchError, write_problem
 from ganbench.generative import ConditionalImageGenerator, GenerativeModel, sample_latents
 from ganbench.images import float_to_uint8
 from ganbench.models.base import Batch, GANModel, TrainContext, create_model, resolve_config
@@ -114,20 +114,28 @@ def train(model: str | TrainOptions | None = None, dataset: str | None = None, *
     return _Run(options, evaluate).run()
 
 
-def resolve_device(device: str) -> torch.device:
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``device`` as a torch.device when this machine can run on it (cpu, cuda, cuda:N, mps);
+    a one-line GanbenchError otherwise. The one device check of training and the CLI."""
     try:
         dev = torch.device(device)
-    except RuntimeError:
-        raise GanbenchError(f"bad device {device!r}: use cpu, cuda or cuda:N") from None
+    except (RuntimeError, TypeError):
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda", "mps"):
+        raise GanbenchError(f"bad device {str(device)!r}: use cpu, cuda, cuda:N or mps")
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise GanbenchError("device 'cuda' requested but CUDA is not available; use --device cpu")
+        raise GanbenchError(f"device {str(device)!r} requested but CUDA is not available; use --device cpu")
+    if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
+        raise GanbenchError(f"device {str(device)!r} requested but there are only "
+                            f"{torch.cuda.device_count()} CUDA devices (cuda:0 is the first)")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise GanbenchError(f"device {str(device)!r} requested but MPS is not available; use --device cpu")
     return dev
 
 
 def prepare_run_dir(out: Path, resume: bool) -> bool:
     """Create ``out`` and remove temp files of killed runs in it; refuse a non-empty
     folder unless resuming. Returns True if a checkpoint exists."""
-    has_checkpoint = (out / CHECKPOINT_NAME).is_file()
     if out.exists() and not out.is_dir():
         raise GanbenchError(f"--out {str(out)!r} is a file, not a folder")
     for folder in (out, out / "samples"):
@@ -135,8 +143,11 @@ def prepare_run_dir(out: Path, resume: bool) -> bool:
     if out.is_dir() and any(out.iterdir()) and not resume:
         raise GanbenchError(f"run folder {str(out)!r} exists and is not empty; pass --resume to "
                             f"continue it, or choose another --out (results are never overwritten)")
-    out.mkdir(parents=True, exist_ok=True)
-    return has_checkpoint
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GanbenchError(f"cannot create run folder {str(out)!r}: {write_problem(out, exc)}") from None
+    return (out / CHECKPOINT_NAME).is_file()
 
 
 class _Run:

@@ -68,9 +68,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import torch
 from torch import nn
@@ -93,6 +94,8 @@ class ModelConfig:
     image_size: int = 32  # output height = width in pixels; default: the dataset's
     channels: int = 1  # image channels, 1 (gray) or 3 (RGB); default: the dataset's
     num_classes: int = 0  # label classes for conditional models; default: the dataset's
+    # size fields (see check_value) where 0 means "none", e.g. {"pool_size"}: they must be >= 0
+    allow_zero: ClassVar[frozenset[str]] = frozenset()
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
@@ -169,14 +172,48 @@ def coerce(value: Any, hint: Any, *, what: str) -> Any:
     raise GanbenchError(f"{what}: cannot set a value of type {_type_name(hint)} from {value!r}")
 
 
+# words in an int field's name that make it a width or size (>= 1 when its default is)
+_SIZE_WORDS = frozenset({"channels", "dim", "size", "hidden", "width"})
+
+
+def check_value(cls: type[ModelConfig], name: str, value: Any, *, what: str) -> None:
+    """The rules every hyperparameter follows, read off its name and default, so that no
+    model lists them: floats are finite; a learning rate (a float with ``lr`` in its name)
+    whose default is positive stays > 0; a width or size (an int named with channels, dim,
+    size, hidden or width) whose default is positive stays >= 1 (>= 0 if in ``allow_zero``)."""
+    words = set(name.split("_"))
+    positive_default = all(d > 0 for d in _numbers(cls.__dataclass_fields__[name].default) or [0])
+    for v in _numbers(value):
+        if isinstance(v, float) and not math.isfinite(v):
+            raise GanbenchError(f"{what} must be a finite number, got {v}")
+        if positive_default and isinstance(v, float) and "lr" in words and v <= 0:
+            raise GanbenchError(f"{what} must be > 0, got {v}")
+        lowest = 0 if name in cls.allow_zero else 1
+        if positive_default and isinstance(v, int) and words & _SIZE_WORDS and v < lowest:
+            raise GanbenchError(f"{what} must be >= {lowest}, got {v}")
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _numbers(value: Any) -> list[int | float]:
+    """The numbers in a field value (tuple fields hold several)."""
+    items = value if isinstance(value, tuple) else (value,)
+    return [v for v in items if isinstance(v, (int, float)) and not isinstance(v, bool)]
+
+
 def make_config(cls: type[ModelConfig], values: dict[str, Any], *, model: str = "model") -> ModelConfig:
-    """Build ``cls`` from ``values`` (strings or JSON values), checking names and types."""
+    """Build ``cls`` from ``values`` (strings or JSON values), checking names, types and
+    :func:`check_value`'s rules."""
     fields = config_fields(cls)
     out = {}
     for key, value in values.items():
         if key not in fields:
             raise UnknownNameError(f"{model} hyperparameter", key, fields)
-        out[key] = coerce(value, fields[key], what=f"{model} hyperparameter {key!r}")
+        what = f"{model} hyperparameter {key!r}"
+        out[key] = coerce(value, fields[key], what=what)
+        check_value(cls, key, out[key], what=what)
     try:
         return cls(**out)
     except GanbenchError:
@@ -307,7 +344,12 @@ def create_model(name: str, config: ModelConfig | None = None, *, dataset: str |
         config = resolve_config(name, dataset, overrides, data=data)
     if not isinstance(config, info.config):
         raise GanbenchError(f"model {name!r} needs a {info.config.__name__}, got {type(config).__name__}")
-    model = models.get(name)(config)
+    try:
+        model = models.get(name)(config)
+    except GanbenchError:
+        raise
+    except ValueError as exc:  # e.g. torch.optim refusing a beta outside [0, 1)
+        raise GanbenchError(f"model {name!r}: invalid hyperparameters ({_first_line(exc)})") from None
     if not isinstance(model, GANModel):
         raise GanbenchError(f"model {name!r}: build() returned {type(model).__name__}, not a GANModel")
     if not isinstance(getattr(model, "generator", None), GenerativeModel):

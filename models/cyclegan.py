@@ -53,6 +53,7 @@ class CycleGANConfig(ModelConfig):
     lr_constant_steps: int = 100_000  # steps at the initial lr (the paper: 100 epochs)
     lr_decay_steps: int = 100_000  # steps of linear decay to zero afterwards (the paper: 100 epochs)
     init_std: float = 0.02  # std of the N(0, std) weight init
+    allow_zero = frozenset({"pool_size"})  # may be 0 (see ModelConfig.allow_zero)
 
     def __post_init__(self):
         if self.image_size % 4 or self.image_size < 16:

@@ -70,6 +70,7 @@ class InfoGANConfig(ModelConfig):
     beta1: float = 0.5  # Adam beta1
     beta2: float = 0.999  # Adam beta2
     init_std: float = 0.02  # weights N(0, std), BatchNorm scale N(1, std)
+    allow_zero = frozenset({"noise_dim", "cat_dim", "cont_dim"})  # may be 0 (see ModelConfig.allow_zero)
 
     def __post_init__(self):
         base_size(self.image_size)  # validates

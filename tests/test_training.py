@@ -214,63 +214,78 @@ def test_cli_train_and_refuse_overwrite(tmp_path):
     (["train", "dcgan", "--set", "image_size=30"], "image_size must be"),
     (["train", "dcgan", "--ema", "1.5"], "--ema must lie"),
     (["train", "dcgan", "--dataset", "mnist:test"], "not a split"),
+    (["train", "dcgan", "--device", "tpu"], "bad device 'tpu'"),
+    (["train", "dcgan", "--device", "mps"], "MPS is not available"),
+    (["train", "dcgan", "--device", "meta"], "bad device 'meta'"),
+    (["train", "dcgan", "--set", "lr_g=-1"], "'lr_g' must be > 0, got -1.0"),
+    (["train", "dcgan", "--set", "lr_g=0"], "'lr_g' must be > 0, got 0.0"),
+    (["train", "dcgan", "--set", "lr_g=nan"], "'lr_g' must be a finite number, got nan"),
+    (["train", "dcgan", "--set", "beta1=inf"], "'beta1' must be a finite number, got inf"),
+    (["train", "dcgan", "--set", "g_channels=0"], "'g_channels' must be >= 1, got 0"),
+    (["train", "dcgan", "--set", "z_dim=-3"], "'z_dim' must be >= 1, got -3"),
 ])
 def test_cli_bad_inputs(tmp_path, args, message):
     result = cli(*args, "--out", str(tmp_path / "bad"), "-q")
     assert result.exit_code == 2
     assert message in result.output
     assert result.output.strip().count("\n") == 0, result.output
+    assert not (tmp_path / "bad").exists()  # checked before anything is built or written
 
 
-def test_api_errors_list_valid_choices():
-    from ganbench.models.base import resolve_config
-
-    with pytest.raises(UnknownNameError) as info:
-        resolve_config("dcgan", "mnist", {"zdim": 64})
-    assert "z_dim" in str(info.value)
-    with pytest.raises(GanbenchError, match="unknown training option"):
-        train("dcgan", "digits", step=3)
+@pytest.mark.parametrize("device,message", [("tpu", "bad device 'tpu'"), ("mps", "MPS is not available")])
+def test_cli_eval_checks_the_device_first(device, message):
+    result = cli("eval", "-m", "fid", "-i", "digits:test", "-r", "digits", "--device", device, "-q")
+    assert result.exit_code == 2 and message in result.output
+    assert result.output.strip().count("\n") == 0, result.output
 
 
-def test_tensorboard_gets_losses_and_evaluations_when_installed(tmp_path, monkeypatch):
-    import ganbench.training as training
-
-    class Recorder:  # stands in for torch.utils.tensorboard.SummaryWriter
-        def __init__(self):
-            self.scalars, self.closed = [], False
-
-        def add_scalar(self, tag, value, step):
-            self.scalars.append((tag, step))
-
-        def close(self):
-            self.closed = True
-
-    writer = Recorder()
-    original = training._tensorboard_writer
-    monkeypatch.setattr(training, "_tensorboard_writer", lambda out: writer)
-    train(TrainOptions(model="dcgan", dataset="digits", steps=4, batch_size=16, out=str(tmp_path / "run"),
-                       overrides=TINY["dcgan"], log_every=2, eval_every=4, progress=False),
-          evaluate=lambda g, step: {"fid": 1.0, "note": "text is not a scalar"})
-    assert ("train/loss_d", 2) in writer.scalars and ("train/loss_g", 4) in writer.scalars
-    assert ("eval/fid", 4) in writer.scalars and not any(t == "eval/note" for t, _ in writer.scalars)
-    assert writer.closed
-    assert original(None) is None  # no run folder, no TensorBoard
+def test_api_checks_the_device_before_building(tmp_path):
+    with pytest.raises(GanbenchError, match="MPS is not available"):
+        run(tmp_path, device="mps")
+    assert not (tmp_path / "run").exists()
 
 
-def test_cli_periodic_evaluation_lands_in_the_results_store(tmp_path):
-    from ganbench.leaderboards.store import open_store
+def test_values_torch_refuses_are_one_line_errors(tmp_path):
+    result = cli("train", "dcgan", "--set", "beta1=2", "--out", str(tmp_path / "bad"), "-q")
+    assert result.exit_code == 2 and "invalid hyperparameters (Invalid beta parameter" in result.output
+    assert result.output.strip().count("\n") == 0, result.output
 
-    out = tmp_path / "evalrun"
-    result = cli("train", "dcgan", "--steps", "4", "--batch-size", "8", "--out", str(out), "-q",
-                 "--set", "g_channels=4", "--set", "d_channels=4", "--set", "image_size=16",
-                 "--eval-every", "2", "--eval-metric", "fid", "--eval-metric", "isc", "--eval-samples", "40")
-    assert result.exit_code == 0, result.output
-    logged = [json.loads(line) for line in (out / "eval.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in logged] == [2, 4] and all(r["fid"] > 0 for r in logged)
-    rows = open_store().load(model="dcgan")
-    fid = rows[rows.metric == "fid"]
-    assert sorted(fid.step.tolist()) == [2, 4] and set(fid.extractor) == {"lenet-mnist"}
-    assert fid.value.tolist() == pytest.approx([r["fid"] for r in logged])
+
+def test_out_below_a_file_is_a_one_line_error(tmp_path):
+    (tmp_path / "file").write_text("x")
+    result = cli("train", "dcgan", "--steps", "2", "--out", str(tmp_path / "file" / "sub"), "-q")
+    assert result.exit_code == 2 and "cannot create run folder" in result.output
+    assert result.output.strip().count("\n") == 0, result.output
+
+
+def test_every_models_defaults_pass_the_value_rules():
+    from ganbench.models.base import list_models, make_config, model_info
+
+    for name in list_models():
+        info = model_info(name)
+        for values in [{}, info.tiny, *info.defaults.values(), {**info.tiny, **info.defaults_for("mnist")}]:
+            make_config(info.config, values, model=name)
+
+
+def test_value_rules_follow_the_fields_defaults():
+    from ganbench.models.base import make_config, model_info
+
+    cyclegan, infogan = model_info("cyclegan").config, model_info("infogan").config
+    assert make_config(cyclegan, {"pool_size": "0"}).pool_size == 0  # 0: no buffer (declared)
+    assert make_config(infogan, {"cont_dim": "0"}).cont_dim == 0
+    with pytest.raises(GanbenchError, match="'pool_size' must be >= 0, got -1"):
+        make_config(cyclegan, {"pool_size": "-1"}, model="cyclegan")
+    assert make_config(cyclegan, {"beta1": "0"}).beta1 == 0.0  # not a size: 0 is fine
+    with pytest.raises(GanbenchError, match="'lr' must be > 0"):
+        make_config(cyclegan, {"lr": "-2e-4"}, model="cyclegan")
+
+
+def test_tuple_fields_follow_the_same_rules():
+    from ganbench.models.base import list_models, make_config, model_info
+
+    name = next(n for n in list_models() if "tuple" in str(model_info(n).config.__annotations__.get("d_channels")))
+    with pytest.raises(GanbenchError, match="'d_channels' must be >= 1, got 0"):
+        make_config(model_info(name).config, {"d_channels": "20,0"}, model=name)
 
 
 def write_log(path, steps, tail=""):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from ganbench.cli.options import batch_size_option, seed_option
+from ganbench.cli.options import batch_size_option, check_device, one_line_warnings, seed_option
 
 
 @click.command("train")
@@ -14,7 +14,8 @@ from ganbench.cli.options import batch_size_option, seed_option
               help="Generator steps (train_step calls) in total.")
 @batch_size_option
 @seed_option
-@click.option("--device", default="cpu", show_default=True, metavar="cpu|cuda[:N]", help="Training device.")
+@click.option("--device", default="cpu", show_default=True, metavar="cpu|cuda[:N]|mps", callback=check_device,
+              help="Training device.")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False),
               help="Run folder (checkpoint, samples, metrics.jsonl); must be new or empty unless --resume.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.safetensors.")
@@ -69,7 +70,8 @@ def train_cmd(model, dataset, steps, batch_size, seed, device, out, resume, over
     if eval_every:
         evaluate = _evaluator(model, dataset, eval_metrics, eval_reference, eval_extractor, eval_samples,
                               batch_size, device, seed)
-    result = train(options, evaluate=evaluate)
+    with one_line_warnings():
+        result = train(options, evaluate=evaluate)
     loss_text = ", ".join(f"{k} {v:.4g}" for k, v in result.losses.items())
     click.echo(f"{model}: {result.step} steps in {result.seconds:.0f} s ({loss_text}); "
                f"checkpoint {result.checkpoint}")
