@@ -353,10 +353,15 @@ def test_store_that_cannot_be_written_keeps_the_result(tiny, tmp_path, monkeypat
                                        "--extractor", TINY, "--json", str(tmp_path / "out.json")])
     assert result.exit_code == 2, result.output
     assert "non-standard" in result.output  # the table was printed ...
-    assert json.loads((tmp_path / "out.json").read_text())[0]["key"] == "fid"  # ... and the JSON written
+    rows = json.loads((tmp_path / "out.json").read_text())
+    assert rows[0]["key"] == "fid"  # ... and the JSON written
     errors = [line for line in result.output.splitlines() if line.startswith("Error")]
     assert len(errors) == 1 and "cannot write results store" in errors[0] and "is a file, not a folder" in errors[0]
     assert "Traceback" not in result.output
+    # the Python API: the error carries the result
+    with pytest.raises(GanbenchError, match="cannot write results store") as info:
+        evaluate(f"{tmp_path}/a.npy", f"{tmp_path}/a.npy", ["fid"], extractor=TINY, progress=False, record=True)
+    assert info.value.result.value("fid") == rows[0]["value"]
 
 
 def test_json_output_uses_its_own_temp_file(tiny, tmp_path):
