@@ -76,7 +76,7 @@ from typing import Any, Callable, ClassVar
 import torch
 from torch import nn
 
-from ganbench.errors import GanbenchError, UnknownNameError
+from ganbench.errors import GanbenchError, UnknownNameError, first_line
 from ganbench.generative import GenerativeModel, LatentSpec
 from ganbench.registries import models
 
@@ -191,10 +191,6 @@ def check_value(cls: type[ModelConfig], name: str, value: Any, *, what: str) -> 
         lowest = 0 if name in cls.allow_zero else 1
         if positive_default and isinstance(v, int) and words & _SIZE_WORDS and v < lowest:
             raise GanbenchError(f"{what} must be >= {lowest}, got {v}")
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _numbers(value: Any) -> list[int | float]:
@@ -349,7 +345,7 @@ def create_model(name: str, config: ModelConfig | None = None, *, dataset: str |
     except GanbenchError:
         raise
     except ValueError as exc:  # e.g. torch.optim refusing a beta outside [0, 1)
-        raise GanbenchError(f"model {name!r}: invalid hyperparameters ({_first_line(exc)})") from None
+        raise GanbenchError(f"model {name!r}: invalid hyperparameters ({first_line(exc)})") from None
     if not isinstance(model, GANModel):
         raise GanbenchError(f"model {name!r}: build() returned {type(model).__name__}, not a GANModel")
     if not isinstance(getattr(model, "generator", None), GenerativeModel):
