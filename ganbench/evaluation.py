@@ -351,8 +351,8 @@ def _check_memory(passes: list[tuple[ImageSource | None, dict[str, Any], bool]],
     holds float32 features twice over (the batches, then their concatenation) and the
     images when kept; feature sizes come from one blank image of the input's size.
     """
-    (fake, modules, keep), have = passes[0], available_memory()
-    if have is None or not (modules or keep):
+    (fake, modules, keeps_images), have = passes[0], available_memory()
+    if have is None or not (modules or keeps_images):
         return
     probe = torch.zeros((1, *fake.image_shape()), dtype=torch.uint8, device=device)
     feature_bytes = {name: 4 * sum(out[f][0].numel() for f in feats)
