@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 
 import torch
 
@@ -124,3 +125,89 @@ def make_seeded_squeezenet_weights(path: str | os.PathLike, seed: int = 0) -> st
 
     torch.save(_seeded_torchvision_state_dict(torchvision.models.squeezenet1_1, seed), str(path))
     return str(path)
+
+
+# ---------------------------------------------------------------------------------------
+# The short-run learning check shared by tests/test_models.py and bench/learning_margins.py
+# ---------------------------------------------------------------------------------------
+LEARNING_FID_RATIO = 0.7  # after training, lenet-FID must fall below this share of the untrained FID
+LEARNING_UNTRAINED_MIN = 600.0  # an untrained generator is far from MNIST (featureless images score ~890)
+LEARNING_ACCURACY_MIN = 0.3  # conditioned-class accuracy of class-conditional models (chance 0.1)
+LEARNING_SAMPLES = 1000  # samples per side of the FID
+
+
+@dataclass(frozen=True)
+class LearningOutcome:
+    """One short training run of a model's ``tiny`` config, measured in lenet-mnist space."""
+
+    name: str
+    seed: int
+    steps: int
+    fid_before: float
+    fid_after: float
+    accuracy: float | None  # conditioned-class accuracy; None for unconditional models
+
+    @property
+    def fid_threshold(self) -> float:
+        return LEARNING_FID_RATIO * self.fid_before
+
+    @property
+    def fid_margin(self) -> float:
+        """Share of the threshold left below it (0.2: FID is 20 % under the threshold)."""
+        return (self.fid_threshold - self.fid_after) / self.fid_threshold
+
+    @property
+    def accuracy_margin(self) -> float | None:
+        if self.accuracy is None:
+            return None
+        return (self.accuracy - LEARNING_ACCURACY_MIN) / LEARNING_ACCURACY_MIN
+
+    @property
+    def margin(self) -> float:
+        """The smaller of the FID and accuracy margins: the test passes when it is > 0."""
+        return min(m for m in (self.fid_margin, self.accuracy_margin) if m is not None)
+
+
+def mnist_lenet_reference(n: int = LEARNING_SAMPLES):
+    """(lenet-mnist extractor, pool features of the first ``n`` MNIST test images)."""
+    from ganbench.data import load_images
+    from ganbench.metrics.lenet import lenet_mnist
+
+    extractor = lenet_mnist()
+    real, _ = load_images("mnist", "test", limit=n)
+    return extractor, extractor(real)["pool"]
+
+
+@torch.no_grad()
+def _seeded_samples(generator, n: int):
+    from ganbench.generative import sample_latents
+    from ganbench.images import float_to_uint8
+
+    generator.eval()
+    z, labels = sample_latents(generator.latent, n, torch.Generator().manual_seed(123))
+    return float_to_uint8(generator.generate(z, labels), generator.latent.output_range), labels
+
+
+def short_run_learning(name: str, reference, *, seed: int = 0, steps: int | None = None,
+                       overrides: dict | None = None) -> LearningOutcome:
+    """Train model ``name``'s tiny config (plus ``overrides``, for tuning) on MNIST for its
+    ``test_steps`` (or ``steps``) with ``seed``; return lenet-FID of the untrained and trained generator (and, for
+    class-conditional models, the classifier's accuracy on the conditioned class)."""
+    from ganbench.metrics.fid import fid_from_features
+    from ganbench.metrics.lenet import classifier_accuracy
+    from ganbench.models.base import create_model, model_info
+    from ganbench.training import train
+
+    extractor, real = reference
+    info = model_info(name)
+    steps = steps or info.test_steps
+    config = {**info.tiny, **(overrides or {})}
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        untrained = create_model(name, dataset="mnist", overrides=config)
+    before = fid_from_features(extractor(_seeded_samples(untrained.generator, len(real))[0])["pool"], real)
+    result = train(name, "mnist", steps=steps, batch_size=64, seed=seed, overrides=config, progress=False)
+    images, labels = _seeded_samples(result.generator, len(real))
+    after = fid_from_features(extractor(images)["pool"], real)
+    accuracy = None if labels is None else classifier_accuracy(images, labels, extractor)
+    return LearningOutcome(name, seed, steps, before, after, accuracy)
