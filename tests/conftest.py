@@ -1,5 +1,9 @@
 """Shared fixtures. Every test runs with private cache/results/home folders, so the
-suite never reads or writes a user's real ganbench state."""
+suite never reads or writes a user's real ganbench state.
+
+A test whose data or optional package is missing is skipped, except where CI asks for it:
+``GANBENCH_REQUIRE_DATA=1`` (MNIST must be found) and ``GANBENCH_REQUIRE_EXTRAS=1`` (the
+optional extras must be installed) turn those skips into failures (.ci/run sets both)."""
 from __future__ import annotations
 
 import os
@@ -11,13 +15,24 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 
 
-def shared_data_dir() -> Path | None:
-    """MNIST / Fashion-MNIST in torchvision layout (../shared/data beside the repo)."""
+def data_dir_to_search() -> Path:
+    """Where the tests look for MNIST / Fashion-MNIST (torchvision layout): $GANBENCH_DATA_DIR
+    when set, else ../shared/data beside the repo."""
     env = os.environ.get("GANBENCH_DATA_DIR")
-    for candidate in ([Path(env)] if env else []) + [REPO.parent / "shared" / "data"]:
-        if (candidate / "MNIST" / "raw").is_dir():
-            return candidate
-    return None
+    return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+def shared_data_dir() -> Path | None:
+    """The data folder when it holds MNIST, else None."""
+    candidate = data_dir_to_search()
+    return candidate if (candidate / "MNIST" / "raw").is_dir() else None
+
+
+def skip_unless_required(flag: str, message: str) -> None:
+    """Skip the test, or fail it when the environment variable ``flag`` is 1 (CI)."""
+    if os.environ.get(flag) == "1":
+        pytest.fail(f"{message} ({flag}=1)", pytrace=False)
+    pytest.skip(message)
 
 
 def pytest_configure(config):
@@ -63,8 +78,25 @@ def one_thread():
 def data_dir() -> Path:
     data = shared_data_dir()
     if data is None:
-        pytest.skip("MNIST not found: set GANBENCH_DATA_DIR or place ../shared/data beside the repo")
+        skip_unless_required("GANBENCH_REQUIRE_DATA", f"MNIST not found in {data_dir_to_search()}/MNIST/raw: "
+                             "set GANBENCH_DATA_DIR or place ../shared/data beside the repo")
     return data
+
+
+@pytest.fixture
+def require_extra():
+    """``require_extra("onnx", "onnxruntime", extra="onnx")`` imports optional packages; a missing
+    one skips the test, or fails it under GANBENCH_REQUIRE_EXTRAS=1."""
+    import importlib
+
+    def require(*modules: str, extra: str) -> list:
+        try:
+            return [importlib.import_module(m) for m in modules]
+        except ImportError as exc:
+            skip_unless_required("GANBENCH_REQUIRE_EXTRAS", f"cannot import {exc.name or modules}: {exc}; "
+                                 f"pip install 'ganbench[{extra}]'")
+
+    return require
 
 
 @pytest.fixture(scope="session")
