@@ -20,4 +20,4 @@ feature_extractors: Registry = Registry(
     "feature extractor", ("ganbench.metrics.extractors",), "ganbench.feature_extractors")
 datasets: Registry = Registry("dataset", ("ganbench.data",), "ganbench.datasets")
 # Third-party generators registered with `ganbench register` (a user registry file).
-checkpoints: Registry = Registry("registered generator", ("ganbench.thirdparty",))
+checkpoints: Registry = Registry("registered generator", on_first_use="ganbench.thirdparty:refresh")

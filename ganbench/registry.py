@@ -70,7 +70,7 @@ class Entry(Generic[T]):
             raise self.error
         if isinstance(self.target, str):
             try:
-                self.target = _import_target(self.target)
+                self.target = import_target(self.target)
             except Exception as exc:  # a plug-in may raise anything on import
                 if not self.plugin:
                     raise
@@ -81,7 +81,8 @@ class Entry(Generic[T]):
         return self.target
 
 
-def _import_target(ref: str) -> Any:
+def import_target(ref: str) -> Any:
+    """The object a ``"package.module:attr"`` reference names (one-line GanbenchError if none)."""
     module_name, _, attr = ref.partition(":")
     if not module_name or not attr:
         raise GanbenchError(f"bad reference {ref!r}: expected 'package.module:attribute'")
@@ -106,6 +107,9 @@ class Registry(Generic[T]):
             built-in entries.
         entry_point_group: entry-point group scanned on first use for plug-ins.
         validate: optional check run on every loaded object (raise GanbenchError).
+        on_first_use: optional ``"module:function"`` called with no arguments on first use,
+            after the built-in modules; it adds entries that come from elsewhere (a user
+            file) with :meth:`sync`.
     """
 
     def __init__(
@@ -114,10 +118,12 @@ class Registry(Generic[T]):
         builtin_modules: tuple[str, ...] = (),
         entry_point_group: str | None = None,
         validate: Callable[[str, Any], None] | None = None,
+        on_first_use: str | None = None,
     ):
         self.kind = kind
         self.builtin_modules = builtin_modules
         self.entry_point_group = entry_point_group
+        self.on_first_use = on_first_use
         self._validate = validate
         self._entries: dict[str, Entry[T]] = {}
         self._populated = False
@@ -158,6 +164,22 @@ class Registry(Generic[T]):
             raise UnknownNameError(self.kind, name, self._entries)
         del self._entries[name]
 
+    def sync(self, origin: str, targets: dict[str, tuple[T | str, dict[str, Any]]]) -> list[Entry[T]]:
+        """Make the entries from ``origin`` exactly ``targets`` (name -> (object, metadata)),
+        e.g. after the file they are read from changed. A name that another origin holds
+        keeps its entry; those entries are returned. Does not populate the registry (the
+        ``on_first_use`` function calls it while populating)."""
+        for name in [n for n, e in self._entries.items() if e.origin == origin and n not in targets]:
+            del self._entries[name]
+        shadowing = []
+        for name, (target, metadata) in targets.items():
+            existing = self._entries.get(name)
+            if existing is not None and existing.origin != origin:
+                shadowing.append(existing)
+                continue
+            self._entries[name] = Entry(name, target, dict(metadata), origin)
+        return shadowing
+
     # -- queries --------------------------------------------------------------------
     def _populate(self) -> None:
         if self._populated or self._populating:
@@ -166,6 +188,8 @@ class Registry(Generic[T]):
         try:
             for module in self.builtin_modules:
                 importlib.import_module(module)
+            if self.on_first_use:
+                import_target(self.on_first_use)()
             if self.entry_point_group:
                 for ep in importlib_metadata.entry_points(group=self.entry_point_group):
                     if ep.name in self._entries:

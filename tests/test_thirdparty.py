@@ -115,9 +115,7 @@ def home(tmp_path, monkeypatch):
     monkeypatch.setenv("GANBENCH_HOME", str(tmp_path / "home"))
     thirdparty.refresh()
     yield tmp_path / "home"
-    for entry in list(checkpoints.entries()):
-        if entry.origin == thirdparty.ORIGIN:
-            checkpoints.unregister(entry.name)
+    checkpoints.sync(thirdparty.ORIGIN, {})  # no registration outlives its home
 
 
 def small(gens, seed=0, **kwargs):
@@ -497,8 +495,10 @@ def test_a_fresh_process_reports_a_corrupt_file(tmp_path):
     home.mkdir()
     (home / thirdparty.REGISTRY_FILE).write_text("{oops")
     env = {**os.environ, "GANBENCH_HOME": str(home)}
-    code = "from ganbench.registries import checkpoints; 'x' in checkpoints"
+    code = ("import ganbench.thirdparty; print('imported')\n"  # importing reads nothing
+            "from ganbench.registries import checkpoints; 'x' in checkpoints")
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.stdout == "imported\n"
     assert proc.returncode != 0 and "invalid registry file" in proc.stderr and "not valid JSON" in proc.stderr
 
 
