@@ -37,7 +37,7 @@ from ganbench.data import get_dataset, dataset_info, parse_name
 from ganbench.errors import GanbenchError, write_problem
 from ganbench.generative import ConditionalImageGenerator, GenerativeModel, sample_latents
 from ganbench.images import float_to_uint8
-from ganbench.models.base import Batch, GANModel, TrainContext, create_model, resolve_config
+from ganbench.models.base import Batch, GANModel, TrainContext, create_model, eval_mode, resolve_config
 
 # evaluate(generator, step) -> {metric: value}; the generator is in eval mode.
 EvaluateFn = Callable[[GenerativeModel, int], dict[str, Any]]
@@ -311,30 +311,22 @@ class _Run:
     @torch.no_grad()
     def _write_samples(self, generator: GenerativeModel, z, labels, ctx: TrainContext, step: int,
                        source: torch.Tensor | None = None) -> None:
-        was_training = generator.training
-        generator.eval()
-        try:
+        with eval_mode(generator):
             with ctx.autocast():
                 if isinstance(generator, ConditionalImageGenerator):
                     images = generator.translate(ctx.images(source.to(ctx.device)))
                 else:
                     images = generator.generate(z.to(ctx.device), None if labels is None else labels.to(ctx.device))
-        finally:
-            generator.train(was_training)
         grid = make_grid_uint8(float_to_uint8(images.float().cpu(), generator.latent.output_range))
         path = self.out / "samples" / f"step-{step:07d}.png"
         path.parent.mkdir(exist_ok=True)
         save_png(grid, path)
 
     def _run_evaluate(self, generator: GenerativeModel, step: int) -> dict[str, Any]:
-        was_training = generator.training
-        generator.eval()
         devices = [self.o.device] if torch.device(self.o.device).type == "cuda" else []
-        try:
+        with eval_mode(generator):
             with torch.random.fork_rng(devices=devices):  # evaluation must not perturb training
                 return dict(self.evaluate(generator, step))
-        finally:
-            generator.train(was_training)
 
 
 @torch.no_grad()

@@ -35,7 +35,7 @@ from torch import nn
 
 from ganbench.errors import GanbenchError, InputError
 from ganbench.generative import GenerativeModel, LatentSpec
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, register_model, set_requires_grad
+from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, eval_mode, frozen, register_model
 
 
 @dataclass(frozen=True)
@@ -143,13 +143,12 @@ class AAE(GANModel):
                       + F.binary_cross_entropy_with_logits(d_code, torch.zeros_like(d_code)))
         ctx.backward_step(loss_d, self.opt_d)
         # 2b. regularisation phase, encoder (the generator of the code GAN): fool D
-        set_requires_grad(self.discriminator, False)
-        with ctx.autocast():
-            code = self.encoder(x)
-            d_gen = self.discriminator(code)
-            loss_g = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
-        ctx.backward_step(loss_g, self.opt_enc)
-        set_requires_grad(self.discriminator, True)
+        with frozen(self.discriminator):
+            with ctx.autocast():
+                code = self.encoder(x)
+                d_gen = self.discriminator(code)
+                loss_g = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
+            ctx.backward_step(loss_g, self.opt_enc)
         code = code.detach().float()
         return {"recon_mse": mse.detach(), "loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
                 "code_mean": code.mean(), "code_std": code.std(0).mean()}
@@ -171,18 +170,14 @@ def aae_report(model: AAE, images: torch.Tensor, batch_size: int = 500) -> dict[
         images = images.float() / 127.5 - 1
     if images.dim() != 4 or len(images) < 2:
         raise InputError(f"aae_report needs float images (N>=2, C, H, W), got {tuple(images.shape)}")
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
-    try:
+    with eval_mode(model):
         codes, sq_err = [], 0.0
         for start in range(0, len(images), batch_size):
             x = images[start:start + batch_size].to(device)
             z = model.encoder(x)
             sq_err += (model.generator(z) - x).pow(2).sum().item()
             codes.append(z.float().cpu())
-    finally:
-        model.train(was_training)
     z = torch.cat(codes)
     mean, std = z.mean(0), z.std(0)
     return {"recon_mse": sq_err / images.numel(), "code_mean": mean.mean().item(), "code_std": std.mean().item(),

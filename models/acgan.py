@@ -43,7 +43,7 @@ from torch import nn
 from ganbench.errors import GanbenchError
 from ganbench.generative import GenerativeModel, LatentSpec
 from ganbench.models.losses import gan_d_loss, gan_g_loss, init_normal_
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, register_model, set_requires_grad
+from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, frozen, register_model
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,6 @@ class ACGAN(GANModel):
         real, y_real = batch.images, batch.labels
         z, y_fake = ctx.latents(self.generator.latent, len(real))
         # D: maximise L_S + L_C
-        set_requires_grad(self.discriminator, True)
         with ctx.autocast():
             fake = ctx.images(self.generator(z, y_fake))
             s_real, c_real = self.discriminator(real)
@@ -154,12 +153,11 @@ class ACGAN(GANModel):
             loss_d = loss_s + c.class_weight * loss_c
         ctx.backward_step(loss_d, self.opt_d)
         # G: maximise L_C - L_S (non-saturating source term), same z and labels
-        set_requires_grad(self.discriminator, False)
-        with ctx.autocast():
-            s_gen, c_gen = self.discriminator(fake)
-            loss_g = (gan_g_loss(s_gen) + c.class_weight * F.cross_entropy(c_gen.float(), y_fake))
-        ctx.backward_step(loss_g, self.opt_g)
-        set_requires_grad(self.discriminator, True)
+        with frozen(self.discriminator):
+            with ctx.autocast():
+                s_gen, c_gen = self.discriminator(fake)
+                loss_g = (gan_g_loss(s_gen) + c.class_weight * F.cross_entropy(c_gen.float(), y_fake))
+            ctx.backward_step(loss_g, self.opt_g)
         acc_real = (c_real.detach().argmax(1) == y_real).float().mean()
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "loss_c": loss_c.detach(),
                 "acc_real": acc_real}

@@ -470,6 +470,40 @@ class GANModel(nn.Module):
         return self.generator.latent
 
 
+# ---------------------------------------------------------------------------------------
+# Network state for the length of a block (D frozen during G's update, eval mode to sample)
+# ---------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def frozen(*modules: nn.Module) -> typing.Iterator[None]:
+    """Inside the block no parameter of ``modules`` requires grad (e.g. D during G's
+    update, so no gradient is computed for it); afterwards, also after an exception,
+    each parameter's own ``requires_grad`` comes back."""
+    params = [p for m in modules for p in m.parameters()]
+    before = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(params, before):
+            p.requires_grad_(flag)
+
+
+@contextlib.contextmanager
+def eval_mode(*modules: nn.Module) -> typing.Iterator[None]:
+    """Inside the block ``modules`` are in eval mode (BatchNorm running statistics, no
+    dropout); afterwards, also after an exception, each goes back to the mode it had
+    (``module.train(flag)``, which sets its submodules too)."""
+    before = [m.training for m in modules]
+    for m in modules:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, flag in zip(modules, before):
+            m.train(flag)
+
+
 def set_requires_grad(module: nn.Module, flag: bool) -> None:
     """Freeze/unfreeze a network (e.g. D during the generator update, to skip its grads)."""
     for p in module.parameters():

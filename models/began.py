@@ -48,7 +48,7 @@ from torch import nn
 
 from ganbench.errors import GanbenchError
 from ganbench.generative import GenerativeModel, LatentSpec
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, register_model, set_requires_grad
+from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, frozen, register_model
 
 
 @dataclass(frozen=True)
@@ -190,7 +190,6 @@ class BEGAN(GANModel):
         z_d, _ = ctx.latents(self.generator.latent, n)
         z_g, _ = ctx.latents(self.generator.latent, n)
         # D: L(x) - k_t L(G(z_D))
-        set_requires_grad(self.discriminator, True)
         with ctx.autocast():
             with torch.no_grad():
                 fake_d = ctx.images(self.generator.forward_train(z_d))
@@ -199,11 +198,10 @@ class BEGAN(GANModel):
             loss_d = loss_real - self.k * loss_fake_d
         ctx.backward_step(loss_d, self.opt_d)
         # G: L(G(z_G))
-        set_requires_grad(self.discriminator, False)
-        with ctx.autocast():
-            loss_g = l1_loss(self.discriminator, ctx.images(self.generator.forward_train(z_g)))
-        ctx.backward_step(loss_g, self.opt_g)
-        set_requires_grad(self.discriminator, True)
+        with frozen(self.discriminator):
+            with ctx.autocast():
+                loss_g = l1_loss(self.discriminator, ctx.images(self.generator.forward_train(z_g)))
+            ctx.backward_step(loss_g, self.opt_g)
         # equilibrium: proportional control of k_t
         real, gen = loss_real.detach().float(), loss_g.detach().float()
         balance = c.gamma * real - gen

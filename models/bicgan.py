@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 from ganbench.errors import GanbenchError
 from ganbench.models.losses import init_normal_
-from ganbench.models.base import Batch, GANModel, TrainContext, register_model, set_requires_grad
+from ganbench.models.base import Batch, GANModel, TrainContext, eval_mode, frozen, register_model
 from ganbench.models.bigan import (BiGANConfig, Discriminator, Encoder, Generator, _float_images, bce,
                                    decayed_lr)
 
@@ -105,22 +105,20 @@ class BiCGAN(GANModel):
             enc_latent = torch.cat([z_hat, logits.softmax(1)], 1)
             gen_latent = torch.cat([z, F.one_hot(c, k).to(z.dtype)], 1)
             fake = ctx.images(self.generator(z, c))
-        set_requires_grad(self.discriminator, True)
         with ctx.autocast():
             d_enc = self.discriminator(real, enc_latent.detach())
             d_gen = self.discriminator(fake.detach(), gen_latent)
             loss_d = bce(d_enc, 1.0) + bce(d_gen, 0.0)
         ctx.backward_step(loss_d, self.opt_d)
-        set_requires_grad(self.discriminator, False)
-        with ctx.autocast():
-            loss_adv = bce(self.discriminator(real, enc_latent), 0.0) + bce(self.discriminator(fake, gen_latent), 1.0)
-            efl = F.cross_entropy(logits.float(), batch.labels)
-            gamma = self.config.efl_weight
-            if gamma is None:
-                gamma = (loss_adv.detach() / efl.detach().clamp_min(1e-8)).float()
-            loss_ge = loss_adv + gamma * efl
-        ctx.backward_step(loss_ge, self.opt_ge)
-        set_requires_grad(self.discriminator, True)
+        with frozen(self.discriminator):
+            with ctx.autocast():
+                loss_adv = bce(self.discriminator(real, enc_latent), 0.0) + bce(self.discriminator(fake, gen_latent), 1.0)
+                efl = F.cross_entropy(logits.float(), batch.labels)
+                gamma = self.config.efl_weight
+                if gamma is None:
+                    gamma = (loss_adv.detach() / efl.detach().clamp_min(1e-8)).float()
+                loss_ge = loss_adv + gamma * efl
+            ctx.backward_step(loss_ge, self.opt_ge)
         return {"loss_d": loss_d.detach(), "loss_adv": loss_adv.detach(), "efl": efl.detach(),
                 "gamma": torch.as_tensor(gamma, dtype=torch.float32).detach(),
                 "enc_acc": (logits.detach().argmax(1) == batch.labels).float().mean()}
@@ -129,14 +127,10 @@ class BiCGAN(GANModel):
 @torch.no_grad()
 def encoder_class_accuracy(model: BiCGAN, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 500) -> float:
     """Fraction of ``images`` (uint8 or float [-1, 1]) whose argmax c_hat equals ``labels``."""
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         device = next(model.parameters()).device
         pred = torch.cat([model.classify(_float_images(images[i:i + batch_size]).to(device)).cpu()
                           for i in range(0, len(images), batch_size)])
-    finally:
-        model.train(was_training)
     return float((pred == labels.cpu()).float().mean())
 
 
@@ -149,15 +143,11 @@ def conditional_accuracy(generator, extractor, *, n: int = 1000, seed: int = 0, 
     from ganbench.images import float_to_uint8
     from ganbench.metrics.lenet import classifier_accuracy
 
-    was_training = generator.training
-    generator.eval()
-    try:
+    with eval_mode(generator):
         device = next(generator.parameters()).device
         z, labels = sample_latents(generator.latent, n, torch.Generator().manual_seed(seed), device)
         images = torch.cat([float_to_uint8(generator(z[i:i + batch_size], labels[i:i + batch_size]).float().cpu(),
                                            generator.latent.output_range) for i in range(0, n, batch_size)])
-    finally:
-        generator.train(was_training)
     return classifier_accuracy(images, labels.cpu(), extractor)
 
 

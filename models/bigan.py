@@ -57,7 +57,7 @@ from torch import nn
 from ganbench.errors import GanbenchError, InputError
 from ganbench.generative import GenerativeModel, LatentSpec
 from ganbench.models.losses import init_normal_
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, register_model, set_requires_grad
+from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, eval_mode, frozen, register_model
 
 
 @dataclass(frozen=True)
@@ -266,18 +266,16 @@ class BiGAN(GANModel):
             z_hat, _ = self.encoder.sample(real, ctx.generator)
             fake = ctx.images(self.generator(z))
         # D step on the detached pairs
-        set_requires_grad(self.discriminator, True)
         with ctx.autocast():
             d_enc = self.discriminator(real, z_hat.detach())
             d_gen = self.discriminator(fake.detach(), z)
             loss_d = bce(d_enc, 1.0) + bce(d_gen, 0.0)
         ctx.backward_step(loss_d, self.opt_d)
         # G and E step: inverted labels
-        set_requires_grad(self.discriminator, False)
-        with ctx.autocast():
-            loss_ge = bce(self.discriminator(real, z_hat), 0.0) + bce(self.discriminator(fake, z), 1.0)
-        ctx.backward_step(loss_ge, self.opt_ge)
-        set_requires_grad(self.discriminator, True)
+        with frozen(self.discriminator):
+            with ctx.autocast():
+                loss_ge = bce(self.discriminator(real, z_hat), 0.0) + bce(self.discriminator(fake, z), 1.0)
+            ctx.backward_step(loss_ge, self.opt_ge)
         return {"loss_d": loss_d.detach(), "loss_ge": loss_ge.detach(),
                 "d_enc": torch.sigmoid(d_enc.detach().float()).mean(),
                 "d_gen": torch.sigmoid(d_gen.detach().float()).mean()}
@@ -298,14 +296,10 @@ def _float_images(images: torch.Tensor) -> torch.Tensor:
 def encode(model: GANModel, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
     """E's features of ``images`` (uint8 0..255 or float in [-1, 1], (N, C, H, W)) in eval
     mode: float (N, D)."""
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         device = next(model.parameters()).device
         out = [model.encode(_float_images(images[i:i + batch_size]).to(device)).float().cpu()
                for i in range(0, len(images), batch_size)]
-    finally:
-        model.train(was_training)
     return torch.cat(out)
 
 
@@ -313,15 +307,11 @@ def encode(model: GANModel, images: torch.Tensor, batch_size: int = 500) -> torc
 def reconstruction_error(model: GANModel, images: torch.Tensor, batch_size: int = 500) -> dict[str, float]:
     """Mean squared error per pixel (on [-1, 1] images) of G(E(x)) against x, and against
     a shuffled x (the error of an encoder that ignores its input, for scale)."""
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         device = next(model.parameters()).device
         x = _float_images(images)
         rec = torch.cat([model.reconstruct(x[i:i + batch_size].to(device)).float().cpu()
                          for i in range(0, len(x), batch_size)])
-    finally:
-        model.train(was_training)
     shuffled = x.roll(1, 0)
     return {"mse": float(((rec - x) ** 2).mean()), "mse_shuffled": float(((rec - shuffled) ** 2).mean())}
 

@@ -68,7 +68,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from ganbench.errors import GanbenchError
 from ganbench.generative import GenerativeModel, LatentSpec
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, register_model, set_requires_grad
+from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, frozen, register_model
 from ganbench.models.projection import Discriminator, base_and_blocks, d_chunks, hinge_d_loss, hinge_g_loss
 from ganbench.models.sagan import SelfAttention
 
@@ -243,7 +243,6 @@ class BigGAN(GANModel):
         c, G, D = self.config, self.generator, self.discriminator
         if batch.labels is None:
             raise GanbenchError("biggan is class-conditional: train it on a labelled dataset (e.g. mnist)")
-        set_requires_grad(D, True)
         for real, labels in d_chunks(batch.images, batch.labels, c.n_dis):
             n = len(real)
             z, y_fake = ctx.latents(G.latent, n)
@@ -253,13 +252,12 @@ class BigGAN(GANModel):
                 d_real, d_fake = D(real, labels).float(), D(fake, y_fake).float()
                 loss_d = hinge_d_loss(d_real, d_fake)
             ctx.backward_step(loss_d, self.opt_d)
-        set_requires_grad(D, False)
-        z, y_fake = ctx.latents(G.latent, n)
-        with ctx.autocast():
-            loss_g = hinge_g_loss(D(ctx.images(G.synthesize(z, y_fake)), y_fake).float())
-        ortho = self.ortho_penalty().float() if c.ortho_beta else torch.zeros((), device=ctx.device)
-        ctx.backward_step(loss_g + c.ortho_beta * ortho, self.opt_g)
-        set_requires_grad(D, True)
+        with frozen(D):
+            z, y_fake = ctx.latents(G.latent, n)
+            with ctx.autocast():
+                loss_g = hinge_g_loss(D(ctx.images(G.synthesize(z, y_fake)), y_fake).float())
+            ortho = self.ortho_penalty().float() if c.ortho_beta else torch.zeros((), device=ctx.device)
+            ctx.backward_step(loss_g + c.ortho_beta * ortho, self.opt_g)
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "ortho": ortho.detach(),
                 "d_real": d_real.detach().mean(), "d_fake": d_fake.detach().mean()}
 

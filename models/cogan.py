@@ -46,7 +46,7 @@ from torch import nn
 
 from ganbench.errors import GanbenchError, InputError
 from ganbench.generative import GenerativeModel, LatentSpec
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, register_model, set_requires_grad
+from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, frozen, register_model
 
 DOMAIN2 = ("edge", "negative")
 G_LAYERS, D_LAYERS = 5, 4
@@ -232,21 +232,19 @@ class CoGAN(GANModel):
     def train_step(self, batch: Batch, step: int, ctx: TrainContext) -> dict[str, torch.Tensor]:
         real1, real2 = split_unpaired(batch.images, self.config.domain2)
         z, _ = ctx.latents(self.generator.latent, len(real1))
-        set_requires_grad(self.discriminator, True)
         with ctx.autocast():
             fake1, fake2 = self.generator.generate_pair(z)
             fakes = [ctx.images(fake1), ctx.images(fake2)]
             loss_d, real_logits, fake_logits = gan_losses(self.discriminator, [real1, ctx.images(real2)],
                                                           [f.detach() for f in fakes])
         ctx.backward_step(loss_d, self.opt_d)
-        set_requires_grad(self.discriminator, False)
-        with ctx.autocast():
-            loss_g = 0.0
-            for domain, fake in enumerate(fakes):
-                logits = self.discriminator(fake, domain)
-                loss_g = loss_g + F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
-        ctx.backward_step(loss_g, self.opt_g)
-        set_requires_grad(self.discriminator, True)
+        with frozen(self.discriminator):
+            with ctx.autocast():
+                loss_g = 0.0
+                for domain, fake in enumerate(fakes):
+                    logits = self.discriminator(fake, domain)
+                    loss_g = loss_g + F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+            ctx.backward_step(loss_g, self.opt_g)
         with torch.no_grad():
             matched, mismatched = pair_error(fake1.float(), fake2.float(), self.config.domain2)
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),

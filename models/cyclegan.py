@@ -34,7 +34,7 @@ from torch import nn
 from ganbench.errors import GanbenchError
 from ganbench.generative import ConditionalImageGenerator, LatentSpec
 from ganbench.models.losses import init_normal_
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, register_model, set_requires_grad
+from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, frozen, register_model
 
 
 @dataclass(frozen=True)
@@ -203,21 +203,18 @@ class CycleGAN(GANModel):
         x, y = batch.extra["source"], batch.images
         G, F_, D_y, D_x = self.generator, self.generator_back, self.discriminator_y, self.discriminator_x
         # generators: adversarial + cycle + identity, D frozen
-        set_requires_grad(D_y, False)
-        set_requires_grad(D_x, False)
-        with ctx.autocast():
-            fake_y, fake_x = G(x), F_(y)
-            rec_x, rec_y = F_(fake_y), G(fake_x)
-            loss_gan = lsgan_g_loss(D_y(fake_y)) + lsgan_g_loss(D_x(fake_x))
-            loss_cycle = (rec_x - x).abs().mean() + (rec_y - y).abs().mean()
-            loss_idt = torch.zeros((), device=x.device)
-            if c.lambda_identity > 0:
-                loss_idt = (G(y) - y).abs().mean() + (F_(x) - x).abs().mean()
-            loss_g = loss_gan + c.lambda_cycle * loss_cycle + c.lambda_cycle * c.lambda_identity * loss_idt
-        ctx.backward_step(loss_g, self.opt_g)
+        with frozen(D_y, D_x):
+            with ctx.autocast():
+                fake_y, fake_x = G(x), F_(y)
+                rec_x, rec_y = F_(fake_y), G(fake_x)
+                loss_gan = lsgan_g_loss(D_y(fake_y)) + lsgan_g_loss(D_x(fake_x))
+                loss_cycle = (rec_x - x).abs().mean() + (rec_y - y).abs().mean()
+                loss_idt = torch.zeros((), device=x.device)
+                if c.lambda_identity > 0:
+                    loss_idt = (G(y) - y).abs().mean() + (F_(x) - x).abs().mean()
+                loss_g = loss_gan + c.lambda_cycle * loss_cycle + c.lambda_cycle * c.lambda_identity * loss_idt
+            ctx.backward_step(loss_g, self.opt_g)
         # discriminators on real images and on the history of generated ones
-        set_requires_grad(D_y, True)
-        set_requires_grad(D_x, True)
         old_y = self.history_y.query(fake_y.detach(), ctx.generator)
         old_x = self.history_x.query(fake_x.detach(), ctx.generator)
         with ctx.autocast():

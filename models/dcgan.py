@@ -28,7 +28,7 @@ from torch import nn
 from ganbench.errors import GanbenchError
 from ganbench.generative import GenerativeModel, LatentSpec
 from ganbench.models.losses import gan_d_loss, gan_g_loss, init_normal_
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, register_model, set_requires_grad
+from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, frozen, register_model
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,6 @@ class DCGAN(GANModel):
         n = len(real)
         z, _ = ctx.latents(self.generator.latent, n)
         # D: maximise log D(x) + log(1 - D(G(z)))
-        set_requires_grad(self.discriminator, True)
         with ctx.autocast():
             fake = ctx.images(self.generator(z))
             logits_real = self.discriminator(real)
@@ -117,12 +116,11 @@ class DCGAN(GANModel):
             loss_d = gan_d_loss(logits_real, logits_fake)
         ctx.backward_step(loss_d, self.opt_d)
         # G: maximise log D(G(z)) (non-saturating), same z as in the D step
-        set_requires_grad(self.discriminator, False)
-        with ctx.autocast():
-            logits_gen = self.discriminator(fake)
-            loss_g = gan_g_loss(logits_gen)
-        ctx.backward_step(loss_g, self.opt_g)
-        set_requires_grad(self.discriminator, True)
+        with frozen(self.discriminator):
+            with ctx.autocast():
+                logits_gen = self.discriminator(fake)
+                loss_g = gan_g_loss(logits_gen)
+            ctx.backward_step(loss_g, self.opt_g)
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
                 "d_real": torch.sigmoid(logits_real.detach().float()).mean(),
                 "d_fake": torch.sigmoid(logits_fake.detach().float()).mean()}

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganbench.errors import GanbenchError
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, register_model, set_requires_grad
+from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, frozen, register_model
 from ganbench.models.dcgan import DCGANConfig, Generator as DCGANGenerator
 from ganbench.models.losses import init_normal_
 
@@ -131,20 +131,18 @@ class EBGAN(GANModel):
     def train_step(self, batch: Batch, step: int, ctx: TrainContext) -> dict[str, torch.Tensor]:
         c = self.config
         z, _ = ctx.latents(self.generator.latent, len(batch.images))
-        set_requires_grad(self.discriminator, True)
         with ctx.autocast():
             fake = ctx.images(self.generator(z))
             e_real, _, _ = self.discriminator(batch.images)
             e_fake, _, _ = self.discriminator(fake.detach())
             loss_d = e_real.mean() + F.relu(c.margin - e_fake).mean()
         ctx.backward_step(loss_d, self.opt_d)
-        set_requires_grad(self.discriminator, False)
-        with ctx.autocast():
-            e_gen, code, _ = self.discriminator(fake)
-            pt = pulling_away_term(code)
-            loss_g = e_gen.mean() + c.pt_weight * pt
-        ctx.backward_step(loss_g, self.opt_g)
-        set_requires_grad(self.discriminator, True)
+        with frozen(self.discriminator):
+            with ctx.autocast():
+                e_gen, code, _ = self.discriminator(fake)
+                pt = pulling_away_term(code)
+                loss_g = e_gen.mean() + c.pt_weight * pt
+            ctx.backward_step(loss_g, self.opt_g)
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "energy_real": e_real.detach().mean(),
                 "energy_fake": e_fake.detach().mean(), "pt": pt.detach()}
 

@@ -35,7 +35,7 @@ from torch import nn
 from ganbench.errors import GanbenchError
 from ganbench.generative import GenerativeModel, LatentSpec
 from ganbench.models.losses import gan_d_loss, gan_g_loss
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, register_model, set_requires_grad
+from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, frozen, register_model
 
 
 @dataclass(frozen=True)
@@ -195,7 +195,6 @@ class GAN(GANModel):
         n = len(batch.images)
         # k = 1 discriminator step (Algorithm 1)
         z, _ = ctx.latents(self.generator.latent, n)
-        set_requires_grad(self.discriminator, True)
         with ctx.autocast():
             with torch.no_grad():
                 fake = self.generator(z)
@@ -204,11 +203,10 @@ class GAN(GANModel):
         constrain_norms(self.discriminator, self.config.d_max_col_norm)
         # generator step on fresh noise
         z, _ = ctx.latents(self.generator.latent, n)
-        set_requires_grad(self.discriminator, False)
-        with ctx.autocast():
-            loss_g = gan_g_loss(self.discriminator(self.generator(z)))
-        ctx.backward_step(loss_g, self.opt_g)
-        set_requires_grad(self.discriminator, True)
+        with frozen(self.discriminator):
+            with ctx.autocast():
+                loss_g = gan_g_loss(self.discriminator(self.generator(z)))
+            ctx.backward_step(loss_g, self.opt_g)
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach()}
 
 

@@ -37,7 +37,7 @@ from torch import nn
 
 from ganbench.errors import GanbenchError
 from ganbench.generative import ConditionalImageGenerator, LatentSpec
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, register_model, set_requires_grad
+from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, frozen, register_model
 
 
 @dataclass(frozen=True)
@@ -298,7 +298,6 @@ class GPEN(GANModel):
             degraded = batch.extra["source"]
             make_fake = lambda: G.restore(degraded)  # noqa: E731
         # D: logistic loss, lazy R1
-        set_requires_grad(D, True)
         with ctx.autocast():
             with torch.no_grad():
                 fake = make_fake()
@@ -310,20 +309,19 @@ class GPEN(GANModel):
             r1 = r1_penalty(D(real)[0].float(), real)
             ctx.backward_step(c.r1_gamma / 2 * r1 * c.d_reg_every, self.opt_d)
         # G: adversarial (+ content and feature matching once embedded)
-        set_requires_grad(D, False)
-        with ctx.autocast():
-            fake = make_fake()
-            fake_logits, fake_feats = D(fake)
-            loss_adv = g_nonsaturating_loss(fake_logits)
-            loss_content = loss_fm = torch.zeros((), device=clean.device)
-            if not prior:
-                loss_content = (fake - clean).abs().mean()
-                with torch.no_grad():
-                    real_feats = D(clean)[1]
-                loss_fm = feature_matching_loss(real_feats, fake_feats)
-            loss_g = loss_adv + c.content_weight * loss_content + c.fm_weight * loss_fm
-        ctx.backward_step(loss_g, self.opt_g)
-        set_requires_grad(D, True)
+        with frozen(D):
+            with ctx.autocast():
+                fake = make_fake()
+                fake_logits, fake_feats = D(fake)
+                loss_adv = g_nonsaturating_loss(fake_logits)
+                loss_content = loss_fm = torch.zeros((), device=clean.device)
+                if not prior:
+                    loss_content = (fake - clean).abs().mean()
+                    with torch.no_grad():
+                        real_feats = D(clean)[1]
+                    loss_fm = feature_matching_loss(real_feats, fake_feats)
+                loss_g = loss_adv + c.content_weight * loss_content + c.fm_weight * loss_fm
+            ctx.backward_step(loss_g, self.opt_g)
         return {"loss_d": loss_d.detach(), "loss_adv": loss_adv.detach(), "loss_content": loss_content.detach(),
                 "loss_fm": loss_fm.detach(), "r1": r1.detach()}
 

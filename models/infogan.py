@@ -50,7 +50,7 @@ from torch import nn
 from ganbench.errors import GanbenchError, InputError
 from ganbench.generative import GenerativeModel, LatentSpec
 from ganbench.models.losses import init_normal_
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, register_model, set_requires_grad
+from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, eval_mode, frozen, register_model
 
 
 @dataclass(frozen=True)
@@ -202,7 +202,6 @@ class InfoGAN(GANModel):
         z, _ = ctx.latents(self.generator.latent, n)
         noise, cat, cont = self.generator.split(z)
         # D and Q: maximise V_GAN + lambda L_I (Q learns to recover c from G(z, c))
-        set_requires_grad(self.discriminator, True)
         with ctx.autocast():
             fake = ctx.images(self.generator.generate_codes(noise, cat, cont))
             # real and fake in one batch: shared BatchNorm statistics (see the module doc)
@@ -215,14 +214,13 @@ class InfoGAN(GANModel):
             loss_d = loss_gan_d + info_d
         ctx.backward_step(loss_d, self.opt_d)
         # G: non-saturating GAN loss + lambda L_I through the (frozen) Q head
-        set_requires_grad(self.discriminator, False)
-        with ctx.autocast():
-            d_gen, q_cat, q_cont = self.discriminator(torch.cat([batch.images, fake]))
-            d_gen, q_cat, q_cont = d_gen[n:], q_cat[n:], q_cont[n:]
-            info_g, nll_cat, nll_cont = self.info_loss(q_cat, q_cont, cat, cont)
-            loss_g = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen)) + info_g
-        ctx.backward_step(loss_g, self.opt_g)
-        set_requires_grad(self.discriminator, True)
+        with frozen(self.discriminator):
+            with ctx.autocast():
+                d_gen, q_cat, q_cont = self.discriminator(torch.cat([batch.images, fake]))
+                d_gen, q_cat, q_cont = d_gen[n:], q_cat[n:], q_cont[n:]
+                info_g, nll_cat, nll_cont = self.info_loss(q_cat, q_cont, cat, cont)
+                loss_g = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen)) + info_g
+            ctx.backward_step(loss_g, self.opt_g)
         out = {"loss_d": loss_gan_d.detach(), "loss_g": loss_g.detach(), "info_cont_nll": nll_cont.detach()}
         if cat is not None:
             out["info_cat_nll"] = nll_cat.detach()
@@ -252,8 +250,6 @@ def categorical_code_purity(generator: Generator, extractor, *, per_code: int = 
 
     if not isinstance(generator, Generator) or not generator.cat_dim:
         raise InputError("categorical_code_purity needs an InfoGAN generator with a categorical code")
-    was_training = generator.training
-    generator.eval()
     device = next(generator.parameters()).device
     rng = torch.Generator().manual_seed(seed)
     k = generator.cat_dim
@@ -262,14 +258,12 @@ def categorical_code_purity(generator: Generator, extractor, *, per_code: int = 
     cont = torch.rand(n, generator.cont_dim, generator=rng) * 2 - 1
     cat = torch.arange(k).repeat_interleave(per_code)
     predicted = []
-    try:
+    with eval_mode(generator):
         for s in range(0, n, batch_size):
             sl = slice(s, s + batch_size)
             x = generator.generate_codes(noise[sl].to(device), cat[sl].to(device), cont[sl].to(device))
             logits = extractor(float_to_uint8(x.float().cpu(), generator.latent.output_range), ("logits",))["logits"]
             predicted.append(logits.argmax(1).cpu())
-    finally:
-        generator.train(was_training)
     pred = torch.cat(predicted)
     classes = max(k, int(pred.max()) + 1)
     confusion = np.zeros((k, classes), dtype=np.int64)

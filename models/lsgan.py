@@ -39,7 +39,7 @@ from torch import nn
 from ganbench.errors import GanbenchError
 from ganbench.generative import GenerativeModel, LatentSpec
 from ganbench.models.losses import init_normal_
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, register_model, set_requires_grad
+from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, frozen, register_model
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,6 @@ class LSGAN(GANModel):
     def train_step(self, batch: Batch, step: int, ctx: TrainContext) -> dict[str, torch.Tensor]:
         c = self.config
         z, _ = ctx.latents(self.generator.latent, len(batch.images))
-        set_requires_grad(self.discriminator, True)
         with ctx.autocast():
             fake = ctx.images(self.generator(z))
             d_real = self.discriminator(batch.images).float()
@@ -158,11 +157,10 @@ class LSGAN(GANModel):
             loss_d = lsgan_d_loss(d_real, d_fake, c.a, c.b)
         ctx.backward_step(loss_d, self.opt_d)
         # G on the same z, as the reference code (one D and one G update per batch)
-        set_requires_grad(self.discriminator, False)
-        with ctx.autocast():
-            loss_g = lsgan_g_loss(self.discriminator(fake).float(), c.c)
-        ctx.backward_step(loss_g, self.opt_g)
-        set_requires_grad(self.discriminator, True)
+        with frozen(self.discriminator):
+            with ctx.autocast():
+                loss_g = lsgan_g_loss(self.discriminator(fake).float(), c.c)
+            ctx.backward_step(loss_g, self.opt_g)
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
                 "d_real": d_real.detach().mean(), "d_fake": d_fake.detach().mean()}
 

@@ -42,7 +42,7 @@ from torch import nn
 from ganbench.errors import GanbenchError, InputError
 from ganbench.generative import GenerativeModel, LatentSpec
 from ganbench.models.losses import init_normal_
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, register_model, set_requires_grad
+from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, eval_mode, frozen, register_model
 
 
 @dataclass(frozen=True)
@@ -152,21 +152,19 @@ class MSGAN(GANModel):
         labels2 = torch.cat([labels, labels])
         with ctx.autocast():
             fake = ctx.images(self.generator(z, labels2))
-        set_requires_grad(self.discriminator, True)
         with ctx.autocast():
             d_real = self.discriminator(real, labels)
             d_fake = self.discriminator(fake.detach(), labels2)
             loss_d = (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
                       + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
         ctx.backward_step(loss_d, self.opt_d)
-        set_requires_grad(self.discriminator, False)
-        with ctx.autocast():
-            d_gen = self.discriminator(fake, labels2)
-            loss_adv = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
-            loss_ms = mode_seeking_loss(fake[:n].float(), fake[n:].float(), z[:n], z[n:], self.config.ms_eps)
-            loss_g = loss_adv + self.config.ms_weight * loss_ms
-        ctx.backward_step(loss_g, self.opt_g)
-        set_requires_grad(self.discriminator, True)
+        with frozen(self.discriminator):
+            with ctx.autocast():
+                d_gen = self.discriminator(fake, labels2)
+                loss_adv = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
+                loss_ms = mode_seeking_loss(fake[:n].float(), fake[n:].float(), z[:n], z[n:], self.config.ms_eps)
+                loss_g = loss_adv + self.config.ms_weight * loss_ms
+            ctx.backward_step(loss_g, self.opt_g)
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "loss_adv": loss_adv.detach(),
                 "loss_ms": loss_ms.detach(),
                 "d_real": torch.sigmoid(d_real.detach().float()).mean(),
@@ -207,9 +205,7 @@ def generated_class_diversity(generator: GenerativeModel, extractor, *, per_clas
     k = generator.latent.num_classes
     if not k:
         raise InputError("generated_class_diversity needs a class-conditional generator")
-    was_training = generator.training
-    generator.eval()
-    try:
+    with eval_mode(generator):
         device = next(generator.parameters()).device
         z, _ = sample_latents(generator.latent, k * per_class, torch.Generator().manual_seed(seed), device)
         labels = torch.arange(k, device=device).repeat_interleave(per_class)
@@ -218,8 +214,6 @@ def generated_class_diversity(generator: GenerativeModel, extractor, *, per_clas
             images = float_to_uint8(generator(z[i:i + batch_size], labels[i:i + batch_size]).float().cpu(),
                                     generator.latent.output_range)
             feats.append(extractor(images, (feature,))[feature].cpu())
-    finally:
-        generator.train(was_training)
     return same_class_diversity(torch.cat(feats), labels.cpu())
 
 

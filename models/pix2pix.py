@@ -33,7 +33,7 @@ from torch import nn
 from ganbench.errors import GanbenchError
 from ganbench.generative import ConditionalImageGenerator, LatentSpec
 from ganbench.models.losses import init_normal_
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, register_model, set_requires_grad
+from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, frozen, register_model
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,6 @@ class Pix2Pix(GANModel):
         if "source" not in batch.extra:
             raise GanbenchError("pix2pix trains on a paired dataset (e.g. --dataset mnist-edges)")
         source, target = batch.extra["source"], batch.images
-        set_requires_grad(self.discriminator, True)
         with ctx.autocast():
             fake = self.generator(source)
             logits_real = self.discriminator(torch.cat([source, target], 1))
@@ -149,14 +148,13 @@ class Pix2Pix(GANModel):
             loss_d = 0.5 * (F.binary_cross_entropy_with_logits(logits_real, torch.ones_like(logits_real))
                             + F.binary_cross_entropy_with_logits(logits_fake, torch.zeros_like(logits_fake)))
         ctx.backward_step(loss_d, self.opt_d)
-        set_requires_grad(self.discriminator, False)
-        with ctx.autocast():
-            logits_gen = self.discriminator(torch.cat([source, fake], 1))
-            loss_gan = F.binary_cross_entropy_with_logits(logits_gen, torch.ones_like(logits_gen))
-            loss_l1 = l1_loss(fake, target)
-            loss_g = loss_gan + self.config.l1_weight * loss_l1
-        ctx.backward_step(loss_g, self.opt_g)
-        set_requires_grad(self.discriminator, True)
+        with frozen(self.discriminator):
+            with ctx.autocast():
+                logits_gen = self.discriminator(torch.cat([source, fake], 1))
+                loss_gan = F.binary_cross_entropy_with_logits(logits_gen, torch.ones_like(logits_gen))
+                loss_l1 = l1_loss(fake, target)
+                loss_g = loss_gan + self.config.l1_weight * loss_l1
+            ctx.backward_step(loss_g, self.opt_g)
         return {"loss_d": loss_d.detach(), "loss_g_gan": loss_gan.detach(), "loss_l1": loss_l1.detach()}
 
 

@@ -73,7 +73,7 @@ from torch import nn
 
 from ganbench.errors import GanbenchError
 from ganbench.generative import GenerativeModel, LatentSpec
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, register_model, set_requires_grad
+from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, frozen, register_model
 
 
 @dataclass(frozen=True)
@@ -351,7 +351,6 @@ class ProGAN(GANModel):
         real = ctx.images(real_at_stage(batch.images, G.resolutions[stage], alpha))
         n = len(real)
 
-        set_requires_grad(D, True)
         z, _ = ctx.latents(G.latent, n)
         eps = torch.rand(n, device=ctx.device, generator=ctx.generator)
         with ctx.autocast():
@@ -364,12 +363,11 @@ class ProGAN(GANModel):
             loss_d = d_fake.mean() - d_real.mean() + c.gp_lambda * gp + c.drift * drift
         ctx.backward_step(loss_d, self.opt_d)
 
-        set_requires_grad(D, False)
-        z, _ = ctx.latents(G.latent, n)
-        with ctx.autocast():
-            loss_g = -critic(ctx.images(G.synthesize(z, stage, alpha))).float().mean()
-        ctx.backward_step(loss_g, self.opt_g)
-        set_requires_grad(D, True)
+        with frozen(D):
+            z, _ = ctx.latents(G.latent, n)
+            with ctx.autocast():
+                loss_g = -critic(ctx.images(G.synthesize(z, stage, alpha))).float().mean()
+            ctx.backward_step(loss_g, self.opt_g)
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "gp": gp.detach(),
                 "wasserstein": (d_real.mean() - d_fake.mean()).detach(), "stage": float(stage), "alpha": alpha}
 

@@ -44,7 +44,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from ganbench.errors import GanbenchError
 from ganbench.generative import GenerativeModel, LatentSpec
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, register_model, set_requires_grad
+from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, frozen, register_model
 
 
 @dataclass(frozen=True)
@@ -316,7 +316,6 @@ def hinge_step(model: GANModel, batch: Batch, step: int, ctx: TrainContext, n_di
     G, D = model.generator, model.discriminator
     linear_decay((model.opt_g, model.opt_d), model.base_lrs, step, lr_decay_steps)
     conditional = G.latent.num_classes > 0
-    set_requires_grad(D, True)
     for real, labels in d_chunks(batch.images, batch.labels, n_dis):
         n = len(real)
         z, y_fake = ctx.latents(G.latent, n)
@@ -327,12 +326,11 @@ def hinge_step(model: GANModel, batch: Batch, step: int, ctx: TrainContext, n_di
             d_fake = D(fake, y_fake)
             loss_d = hinge_d_loss(d_real, d_fake)
         ctx.backward_step(loss_d, model.opt_d)
-    set_requires_grad(D, False)
-    z, y_fake = ctx.latents(G.latent, n)
-    with ctx.autocast():
-        loss_g = hinge_g_loss(D(ctx.images(G(z, y_fake)), y_fake))
-    ctx.backward_step(loss_g, model.opt_g)
-    set_requires_grad(D, True)
+    with frozen(D):
+        z, y_fake = ctx.latents(G.latent, n)
+        with ctx.autocast():
+            loss_g = hinge_g_loss(D(ctx.images(G(z, y_fake)), y_fake))
+        ctx.backward_step(loss_g, model.opt_g)
     return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
             "d_real": d_real.detach().float().mean(), "d_fake": d_fake.detach().float().mean()}
 

@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from ganbench.errors import GanbenchError
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, register_model, set_requires_grad
+from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, frozen, register_model
 from ganbench.models.dcgan import Discriminator, Generator
 from ganbench.models.losses import init_normal_
 from ganbench.models.wgan import check_dcgan_shape
@@ -106,7 +106,6 @@ class RaGAN(GANModel):
         c = self.config
         real = batch.images
         n = len(real)
-        set_requires_grad(self.discriminator, True)
         for _ in range(c.n_dis):
             z, _ = ctx.latents(self.generator.latent, n)
             with ctx.autocast():
@@ -116,15 +115,14 @@ class RaGAN(GANModel):
                 c_fake = self.discriminator(fake).float()
                 loss_d, _ = relativistic_losses(c_real, c_fake, c.variant)
             ctx.backward_step(loss_d, self.opt_d)
-        set_requires_grad(self.discriminator, False)
-        z, _ = ctx.latents(self.generator.latent, n)
-        with ctx.autocast():
-            c_fake = self.discriminator(ctx.images(self.generator(z))).float()
-            with torch.no_grad():
-                c_real_g = self.discriminator(real).float()
-            _, loss_g = relativistic_losses(c_real_g, c_fake, c.variant)
-        ctx.backward_step(loss_g, self.opt_g)
-        set_requires_grad(self.discriminator, True)
+        with frozen(self.discriminator):
+            z, _ = ctx.latents(self.generator.latent, n)
+            with ctx.autocast():
+                c_fake = self.discriminator(ctx.images(self.generator(z))).float()
+                with torch.no_grad():
+                    c_real_g = self.discriminator(real).float()
+                _, loss_g = relativistic_losses(c_real_g, c_fake, c.variant)
+            ctx.backward_step(loss_g, self.opt_g)
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
                 "c_real": c_real.detach().mean(), "c_fake": c_fake.detach().mean()}
 

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganbench.errors import GanbenchError, InputError
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, register_model, set_requires_grad
+from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, eval_mode, frozen, register_model
 from ganbench.models.dcgan import DCGANConfig, Generator as DCGANGenerator
 from ganbench.models.losses import init_normal_
 
@@ -165,7 +165,6 @@ class SGAN(GANModel):
         z, _ = ctx.latents(self.generator.latent, n)
         fake_class = torch.full((n,), c.num_classes, device=batch.images.device, dtype=torch.long)
         # D/C: labelled reals -> their class, unlabelled reals -> "real", G(z) -> "generated"
-        set_requires_grad(self.discriminator, True)
         with ctx.autocast():
             fake = ctx.images(self.generator(z))
             # one forward for the three kinds of input (D/C has no batch statistics)
@@ -177,11 +176,10 @@ class SGAN(GANModel):
             loss_d = loss_sup + c.unlabeled_weight * loss_unl + loss_fake
         ctx.backward_step(loss_d, self.opt_d)
         # G: make D/C put G(z) in a real class
-        set_requires_grad(self.discriminator, False)
-        with ctx.autocast():
-            loss_g = -log_p_real(self.discriminator(fake).float()).mean()
-        ctx.backward_step(loss_g, self.opt_g)
-        set_requires_grad(self.discriminator, True)
+        with frozen(self.discriminator):
+            with ctx.autocast():
+                loss_g = -log_p_real(self.discriminator(fake).float()).mean()
+            ctx.backward_step(loss_g, self.opt_g)
         self.steps_done += 1
         acc = (logits_lab.detach()[:, :-1].argmax(1) == y_lab).float().mean()
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "loss_sup": loss_sup.detach(),
@@ -204,16 +202,12 @@ def classifier_accuracy(classifier: nn.Module, images: torch.Tensor, labels: tor
         raise InputError(f"need as many labels as images (got {len(images)} and {len(labels)})")
     if images.dtype == torch.uint8:
         images = images.float() / 127.5 - 1
-    was_training = classifier.training
-    classifier.eval()
     device = next(classifier.parameters()).device
     correct = 0
-    try:
+    with eval_mode(classifier):
         for s in range(0, len(images), batch_size):
             logits = classifier(images[s:s + batch_size].to(device))
             correct += (logits[:, :-1].argmax(1).cpu() == labels[s:s + batch_size].cpu()).sum().item()
-    finally:
-        classifier.train(was_training)
     return correct / len(images)
 
 

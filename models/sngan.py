@@ -47,7 +47,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 from ganbench.errors import GanbenchError
 from ganbench.generative import GenerativeModel, LatentSpec
 from ganbench.models.losses import gan_d_loss, gan_g_loss, hinge_d_loss, hinge_g_loss, init_normal_
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, register_model, set_requires_grad
+from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, frozen, register_model
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,6 @@ class SNGAN(GANModel):
         c = self.config
         real = batch.images
         n = len(real)
-        set_requires_grad(self.discriminator, True)
         for _ in range(c.n_dis):
             z, _ = ctx.latents(self.generator.latent, n)
             with ctx.autocast():
@@ -173,12 +172,11 @@ class SNGAN(GANModel):
                 d_fake = self.discriminator(fake).float()
                 loss_d = d_loss(d_real, d_fake, c.loss)
             ctx.backward_step(loss_d, self.opt_d)
-        set_requires_grad(self.discriminator, False)
-        z, _ = ctx.latents(self.generator.latent, n)
-        with ctx.autocast():
-            loss_g = g_loss(self.discriminator(ctx.images(self.generator(z))).float(), c.loss)
-        ctx.backward_step(loss_g, self.opt_g)
-        set_requires_grad(self.discriminator, True)
+        with frozen(self.discriminator):
+            z, _ = ctx.latents(self.generator.latent, n)
+            with ctx.autocast():
+                loss_g = g_loss(self.discriminator(ctx.images(self.generator(z))).float(), c.loss)
+            ctx.backward_step(loss_g, self.opt_g)
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
                 "d_real": d_real.detach().mean(), "d_fake": d_fake.detach().mean()}
 

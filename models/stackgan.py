@@ -64,7 +64,7 @@ from torch import nn
 from ganbench.errors import GanbenchError, InputError
 from ganbench.generative import GenerativeModel, LatentSpec
 from ganbench.models.losses import init_normal_
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, register_model, set_requires_grad
+from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, frozen, register_model
 
 
 @dataclass(frozen=True)
@@ -382,7 +382,6 @@ class StackGAN(GANModel):
                 fake, mu, logvar = g.stage2(ctx.images(s0), text, eps2)
         real, fake = ctx.images(real), ctx.images(fake)
 
-        set_requires_grad(net_d, True)
         with ctx.autocast():
             features_real = net_d.encode(real)  # once for the matching and the mismatched text
             logits_real = net_d.logits(features_real, text)
@@ -390,13 +389,12 @@ class StackGAN(GANModel):
             logits_fake = net_d(fake.detach(), text)
             loss_d = matching_aware_d_loss(logits_real, logits_fake, logits_wrong)
         ctx.backward_step(loss_d, opt_d)
-        set_requires_grad(net_d, False)
-        with ctx.autocast():
-            logits_gen = net_d(fake, text)
-            kl = kl_to_standard_normal(mu.float(), logvar.float())
-            loss_g = F.binary_cross_entropy_with_logits(logits_gen, torch.ones_like(logits_gen)) + c.kl_weight * kl
-        ctx.backward_step(loss_g, opt_g)
-        set_requires_grad(net_d, True)
+        with frozen(net_d):
+            with ctx.autocast():
+                logits_gen = net_d(fake, text)
+                kl = kl_to_standard_normal(mu.float(), logvar.float())
+                loss_g = F.binary_cross_entropy_with_logits(logits_gen, torch.ones_like(logits_gen)) + c.kl_weight * kl
+            ctx.backward_step(loss_g, opt_g)
         return {"stage": float(stage), "loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "kl": kl.detach(),
                 "d_real": mean_probability(logits_real), "d_fake": mean_probability(logits_fake),
                 "d_wrong": mean_probability(logits_wrong)}

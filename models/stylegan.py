@@ -54,7 +54,7 @@ from torch import nn
 
 from ganbench.errors import GanbenchError, InputError
 from ganbench.generative import GenerativeModel, LatentSpec
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, register_model, set_requires_grad
+from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, frozen, register_model
 from ganbench.models.progan import (Discriminator, EqualizedConv2d, EqualizedLinear, base_resolutions, fade,
                                     growth_schedule, lrelu, pixel_norm, real_at_stage, stage_widths, upsample2)
 
@@ -294,7 +294,6 @@ class StyleGAN(GANModel):
         real = ctx.images(real_at_stage(batch.images, G.resolutions[stage], alpha))
         n = len(real)
 
-        set_requires_grad(self.discriminator, True)
         with ctx.autocast():
             with torch.no_grad():
                 fake = ctx.images(G.synthesize(self.training_styles(n, ctx), "random"))
@@ -304,12 +303,11 @@ class StyleGAN(GANModel):
             loss_d = F.softplus(d_fake).mean() + F.softplus(-d_real).mean() + 0.5 * c.r1_gamma * r1
         ctx.backward_step(loss_d, self.opt_d)
 
-        set_requires_grad(self.discriminator, False)
-        with ctx.autocast():
-            w = self.training_styles(n, ctx)
-            loss_g = F.softplus(-D(ctx.images(G.synthesize(w, "random"))).float()).mean()
-        ctx.backward_step(loss_g, self.opt_g)
-        set_requires_grad(self.discriminator, True)
+        with frozen(self.discriminator):
+            with ctx.autocast():
+                w = self.training_styles(n, ctx)
+                loss_g = F.softplus(-D(ctx.images(G.synthesize(w, "random"))).float()).mean()
+            ctx.backward_step(loss_g, self.opt_g)
         G.track_w_avg(w[:, 0], c.w_avg_beta)
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "r1": r1.detach(),
                 "d_real": d_real.detach().mean(), "d_fake": d_fake.detach().mean(),

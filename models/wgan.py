@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from ganbench.errors import GanbenchError
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, register_model, set_requires_grad
+from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, frozen, register_model
 from ganbench.models.dcgan import Discriminator, Generator, base_size
 from ganbench.models.losses import init_normal_
 
@@ -96,7 +96,6 @@ class WGAN(GANModel):
         c = self.config
         real = batch.images
         n = len(real)
-        set_requires_grad(self.critic, True)
         for _ in range(critic_steps(c, step)):
             z, _ = ctx.latents(self.generator.latent, n)
             with ctx.autocast():
@@ -107,12 +106,11 @@ class WGAN(GANModel):
                 loss_d = f_fake - f_real
             ctx.backward_step(loss_d, self.opt_d)
             clip_weights(self.critic, c.clip)
-        set_requires_grad(self.critic, False)
-        z, _ = ctx.latents(self.generator.latent, n)
-        with ctx.autocast():
-            loss_g = -self.critic(ctx.images(self.generator(z))).float().mean()
-        ctx.backward_step(loss_g, self.opt_g)
-        set_requires_grad(self.critic, True)
+        with frozen(self.critic):
+            z, _ = ctx.latents(self.generator.latent, n)
+            with ctx.autocast():
+                loss_g = -self.critic(ctx.images(self.generator(z))).float().mean()
+            ctx.backward_step(loss_g, self.opt_g)
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
                 "wasserstein": (f_real - f_fake).detach()}
 

@@ -42,7 +42,7 @@ from torch import nn
 
 from ganbench.errors import GanbenchError
 from ganbench.generative import GenerativeModel, LatentSpec
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, register_model, set_requires_grad
+from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, frozen, register_model
 
 
 @dataclass(frozen=True)
@@ -157,7 +157,6 @@ class WGANGP(GANModel):
         c = self.config
         real = batch.images
         n = len(real)
-        set_requires_grad(self.critic, True)
         for _ in range(c.n_critic):
             z, _ = ctx.latents(self.generator.latent, n)
             eps = torch.rand(n, device=ctx.device, generator=ctx.generator)
@@ -169,12 +168,11 @@ class WGANGP(GANModel):
                 gp = gradient_penalty(self.critic, real, fake, eps, ctx)
                 loss_d = d_fake - d_real + c.gp_lambda * gp
             ctx.backward_step(loss_d, self.opt_d)
-        set_requires_grad(self.critic, False)
-        z, _ = ctx.latents(self.generator.latent, n)
-        with ctx.autocast():
-            loss_g = -self.critic(ctx.images(self.generator(z))).float().mean()
-        ctx.backward_step(loss_g, self.opt_g)
-        set_requires_grad(self.critic, True)
+        with frozen(self.critic):
+            z, _ = ctx.latents(self.generator.latent, n)
+            with ctx.autocast():
+                loss_g = -self.critic(ctx.images(self.generator(z))).float().mean()
+            ctx.backward_step(loss_g, self.opt_g)
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "gp": gp.detach(),
                 "wasserstein": (d_real - d_fake).detach()}
 
