@@ -69,7 +69,8 @@ from torch.nn.utils.parametrizations import spectral_norm
 from ganbench.errors import GanbenchError
 from ganbench.generative import GenerativeModel, LatentSpec
 from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, frozen, register_model
-from ganbench.models.projection import Discriminator, base_and_blocks, d_chunks, hinge_d_loss, hinge_g_loss
+from ganbench.models.losses import hinge_d_loss, hinge_g_loss
+from ganbench.models.projection import Discriminator, base_and_blocks, d_chunks
 from ganbench.models.sagan import SelfAttention
 
 

@@ -38,6 +38,7 @@ from torch import nn
 from ganbench.errors import GanbenchError
 from ganbench.generative import ConditionalImageGenerator, LatentSpec
 from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, frozen, register_model
+from ganbench.models.progan import minibatch_stddev
 
 
 @dataclass(frozen=True)
@@ -257,21 +258,10 @@ class Discriminator(nn.Module):
         for block in self.blocks:
             x = block(x)
             feats.append(x)
-        x = torch.cat([x, minibatch_stddev(x)], 1)
+        x = minibatch_stddev(x, 4, any_group=False)
         x = self.final_conv(x)
         feats.append(x)
         return self.out(self.fc(x.flatten(1))).flatten(), feats
-
-
-def minibatch_stddev(x: torch.Tensor, group: int = 4) -> torch.Tensor:
-    """One feature map: the std over groups of ``group`` samples, averaged (StyleGAN)."""
-    n, c, h, w = x.shape
-    g = min(group, n)
-    if n % g:
-        g = 1
-    y = x.reshape(g, -1, c, h, w)
-    y = (y.var(0, unbiased=False) + 1e-8).sqrt().mean([1, 2, 3])  # (n/g,)
-    return y.repeat(g)[:, None, None, None].expand(n, 1, h, w)
 
 
 class GPEN(GANModel):

@@ -3,14 +3,17 @@
 A paper's own loss stays in its file (LSGAN's least squares, RaGAN's relativistic loss,
 EBGAN's margin...); what lives here is what many models use unchanged: the original GAN
 loss on logits (Goodfellow et al. 2014) in its non-saturating form, the hinge loss
-(Lim & Ye 2017; SNGAN, projection discriminator, SAGAN, BigGAN), and the N(0, std)
-initialisation of DCGAN and its descendants.
+(Lim & Ye 2017; SNGAN, projection discriminator, SAGAN, BigGAN), the WGAN-GP gradient
+penalty (Gulrajani et al. 2017; WGAN-GP, ProGAN), and the N(0, std) initialisation of
+DCGAN and its descendants.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ganbench.models.base import TrainContext
 
 
 def gan_d_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.Tensor:
@@ -34,6 +37,28 @@ def hinge_d_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
 def hinge_g_loss(d_fake: torch.Tensor) -> torch.Tensor:
     """-E[D(G(z))]."""
     return -d_fake.float().mean()
+
+
+def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor,
+                     ctx: TrainContext | None = None, *, target: float = 1.0) -> torch.Tensor:
+    """``E[((||grad D(x_hat)||_2 - target) / target)^2]`` at ``x_hat = eps * real + (1 - eps) * fake``
+    (WGAN-GP for target 1; ProGAN's CIFAR-10 variant for target 750).
+
+    ``eps`` (N,) in [0, 1]. Differentiable (``create_graph``) so the critic's update sees
+    it. With float16 AMP the gradient is taken of the scaled output and unscaled (the
+    PyTorch AMP recipe for gradient penalties).
+    """
+    eps = eps.to(real.dtype).view(-1, *([1] * (real.dim() - 1)))
+    x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
+    out = critic(x_hat).float().sum()
+    scaler = ctx.scaler if ctx is not None and ctx.scaler.is_enabled() else None
+    if scaler is not None:
+        out = scaler.scale(out)
+    (grad,) = torch.autograd.grad(out, x_hat, create_graph=True)
+    grad = grad.float().flatten(1)
+    if scaler is not None:
+        grad = grad / scaler.get_scale()
+    return ((grad.norm(2, dim=1) - target) / target).square().mean()
 
 
 def init_normal_(module: nn.Module, std: float = 0.02, *, batchnorm: bool = True) -> nn.Module:

@@ -74,6 +74,7 @@ from torch import nn
 from ganbench.errors import GanbenchError
 from ganbench.generative import GenerativeModel, LatentSpec
 from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, frozen, register_model
+from ganbench.models.losses import gradient_penalty
 
 
 @dataclass(frozen=True)
@@ -134,19 +135,28 @@ def pixel_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     return x * torch.rsqrt(x.square().mean(dim=1, keepdim=True) + eps)
 
 
-def minibatch_stddev(x: torch.Tensor, group_size: int = 4) -> torch.Tensor:
+def minibatch_stddev(x: torch.Tensor, group_size: int = 4, *, any_group: bool = True) -> torch.Tensor:
     """Append one feature map: the std of each feature over a group of samples, averaged
-    over features and positions; (N, C, H, W) -> (N, C + 1, H, W).
+    over features and positions; (N, C, H, W) -> (N, C + 1, H, W). Computed in float32.
 
-    Sample i belongs to group ``i % (N / G)`` (the official reshape). G is the largest
-    divisor of N that is at most ``group_size``."""
+    Sample i belongs to group ``i % (N / G)`` (the official reshape). The group size G is
+    the largest divisor of N that is at most ``group_size`` (ProGAN's code); with
+    ``any_group=False`` it is ``min(group_size, N)`` if that divides N, else 1 (StyleGAN2's
+    rule, which GPEN follows)."""
     n, c, h, w = x.shape
-    g = max(d for d in range(1, min(group_size, n) + 1) if n % d == 0)
+    g = _group_size(n, group_size, any_group)
     y = x.float().view(g, -1, c, h, w)
     std = (y - y.mean(dim=0)).square().mean(dim=0).add(1e-8).sqrt()  # (N/G, C, H, W)
     stat = std.mean(dim=(1, 2, 3)).to(x.dtype)  # (N/G,)
     stat = stat.view(1, -1, 1, 1, 1).expand(g, -1, 1, h, w).reshape(n, 1, h, w)
     return torch.cat([x, stat], dim=1)
+
+
+def _group_size(n: int, group_size: int, any_group: bool) -> int:
+    if any_group:
+        return max(d for d in range(1, min(group_size, n) + 1) if n % d == 0)
+    g = min(group_size, n)
+    return g if n % g == 0 else 1
 
 
 def fade(old: torch.Tensor, new: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -162,23 +172,6 @@ def downsample(x: torch.Tensor, size: int) -> torch.Tensor:
     """Average-pool a square image batch to ``size`` px (an integer factor)."""
     factor = x.shape[-1] // size
     return x if factor == 1 else F.avg_pool2d(x, factor)
-
-
-def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor, target: float = 1.0,
-                     ctx: TrainContext | None = None) -> torch.Tensor:
-    """``E[((||grad D(x_hat)||_2 - target) / target)^2]`` at ``x_hat = eps real + (1 - eps) fake``
-    (WGAN-GP for target 1; the paper's CIFAR-10 variant for target 750)."""
-    eps = eps.to(real.dtype).view(-1, *([1] * (real.dim() - 1)))
-    x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
-    out = critic(x_hat).float().sum()
-    scaler = ctx.scaler if ctx is not None and ctx.scaler.is_enabled() else None
-    if scaler is not None:  # float16 AMP: differentiate the scaled output, then unscale
-        out = scaler.scale(out)
-    (grad,) = torch.autograd.grad(out, x_hat, create_graph=True)
-    grad = grad.float().flatten(1)
-    if scaler is not None:
-        grad = grad / scaler.get_scale()
-    return ((grad.norm(2, dim=1) - target) / target).square().mean()
 
 
 # ---------------------------------------------------------------------------------------
@@ -358,7 +351,7 @@ class ProGAN(GANModel):
                 fake = ctx.images(G.synthesize(z, stage, alpha))
             d_real = critic(real).float()
             d_fake = critic(fake).float()
-            gp = gradient_penalty(critic, real, fake, eps, c.gp_target, ctx)
+            gp = gradient_penalty(critic, real, fake, eps, ctx, target=c.gp_target)
             drift = d_real.square().mean()
             loss_d = d_fake.mean() - d_real.mean() + c.gp_lambda * gp + c.drift * drift
         ctx.backward_step(loss_d, self.opt_d)

@@ -45,6 +45,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 from ganbench.errors import GanbenchError
 from ganbench.generative import GenerativeModel, LatentSpec
 from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, frozen, register_model
+from ganbench.models.losses import hinge_d_loss, hinge_g_loss
 
 
 @dataclass(frozen=True)
@@ -172,16 +173,6 @@ def sn_linear(cin: int, cout: int) -> nn.Module:
     nn.init.xavier_uniform_(lin.weight)
     nn.init.zeros_(lin.bias)
     return spectral_norm(lin)
-
-
-def hinge_d_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
-    """E[relu(1 - D(x))] + E[relu(1 + D(G(z)))]."""
-    return F.relu(1.0 - d_real).mean() + F.relu(1.0 + d_fake).mean()
-
-
-def hinge_g_loss(d_gen: torch.Tensor) -> torch.Tensor:
-    """-E[D(G(z))]."""
-    return -d_gen.mean()
 
 
 def linear_decay(optimizers, base_lrs, step: int, decay_steps: int | None) -> None:

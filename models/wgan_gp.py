@@ -43,6 +43,7 @@ from torch import nn
 from ganbench.errors import GanbenchError
 from ganbench.generative import GenerativeModel, LatentSpec
 from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, frozen, register_model
+from ganbench.models.losses import gradient_penalty
 
 
 @dataclass(frozen=True)
@@ -121,27 +122,6 @@ class Critic(nn.Module):
 
     def forward(self, x):
         return self.out(self.net(x).flatten(1)).flatten()  # D(x), (N,)
-
-
-def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor,
-                     ctx: TrainContext | None = None) -> torch.Tensor:
-    """``E[(||grad D(x_hat)||_2 - 1)^2]`` at ``x_hat = eps * real + (1 - eps) * fake``.
-
-    ``eps`` (N,) in [0, 1]. Differentiable (``create_graph``) so the critic's update sees
-    it. With float16 AMP the gradient is taken of the scaled output and unscaled (the
-    PyTorch AMP recipe for gradient penalties).
-    """
-    eps = eps.to(real.dtype).view(-1, *([1] * (real.dim() - 1)))
-    x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
-    out = critic(x_hat).float().sum()
-    scaler = ctx.scaler if ctx is not None and ctx.scaler.is_enabled() else None
-    if scaler is not None:
-        out = scaler.scale(out)
-    (grad,) = torch.autograd.grad(out, x_hat, create_graph=True)
-    grad = grad.float().flatten(1)
-    if scaler is not None:
-        grad = grad / scaler.get_scale()
-    return ((grad.norm(2, dim=1) - 1) ** 2).mean()
 
 
 class WGANGP(GANModel):

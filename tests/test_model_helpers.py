@@ -47,3 +47,34 @@ def test_eval_mode_keeps_a_network_in_eval_mode():
     with eval_mode(d):
         assert not d.training
     assert not d.training
+
+
+# --- the shared losses and layers -------------------------------------------------------
+@pytest.mark.parametrize("target", [1.0, 750.0])
+def test_gradient_penalty_of_a_linear_critic(target):
+    from ganbench.models.losses import gradient_penalty
+
+    critic = nn.Linear(12, 1, bias=False)
+    nn.init.constant_(critic.weight, 0.5)  # ||grad|| = 0.5 * sqrt(12) everywhere
+    real, fake = torch.randn(3, 12), torch.randn(3, 12)
+    gp = gradient_penalty(critic, real, fake, torch.rand(3), target=target)
+    assert gp.item() == pytest.approx(((0.5 * 12 ** 0.5 - target) / target) ** 2, rel=1e-5)
+
+
+def test_hinge_losses():
+    from ganbench.models.losses import hinge_d_loss, hinge_g_loss
+
+    d_real, d_fake = torch.tensor([2.0, 0.5]), torch.tensor([-2.0, 0.0])
+    assert hinge_d_loss(d_real, d_fake).item() == pytest.approx(0.25 + 0.5)
+    assert hinge_g_loss(d_fake).item() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("n, any_group, groups", [(8, True, 4), (6, True, 3), (5, True, 1), (3, True, 3),
+                                                  (8, False, 4), (6, False, 1), (3, False, 3)])
+def test_minibatch_stddev_group_rules(n, any_group, groups):
+    from ganbench.models.progan import minibatch_stddev
+
+    x = torch.randn(n, 5, 2, 2, generator=torch.Generator().manual_seed(0))
+    stat = minibatch_stddev(x, 4, any_group=any_group)[:, -1, 0, 0]
+    per_group = x.view(groups, -1, 5, 2, 2).var(0, unbiased=False).add(1e-8).sqrt().mean((1, 2, 3))
+    torch.testing.assert_close(stat, per_group.repeat(groups))  # sample i in group i % (n / G)

@@ -84,7 +84,7 @@ class LinearCritic(nn.Module):
 
 @pytest.mark.parametrize("norm, expected", [(1.0, 0.0), (3.0, 4.0), (0.5, 0.25)])
 def test_gradient_penalty_of_linear_critics(norm, expected):
-    from ganbench.models.wgan_gp import gradient_penalty
+    from ganbench.models.losses import gradient_penalty
 
     critic = LinearCritic(1 * 16 * 16, norm)
     real, fake = random_batch().images, -random_batch().images
@@ -98,7 +98,7 @@ def test_gradient_penalty_of_linear_critics(norm, expected):
 
 
 def test_wgan_gp_penalty_is_positive_for_a_network_critic_and_critic_has_no_batch_norm():
-    from ganbench.models.wgan_gp import gradient_penalty
+    from ganbench.models.losses import gradient_penalty
 
     for norm in ("none", "layer"):
         model = tiny("wgan-gp", critic_norm=norm)

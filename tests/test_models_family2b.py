@@ -334,7 +334,7 @@ def test_projection_head_learns_which_class_an_image_shows(mnist):
     pairings, so only the projection term <embed(y), phi(x)> can tell them apart.
     (That the whole cGAN draws the conditioned class is tested in test_models.py.)"""
     from ganbench.images import uint8_to_float
-    from ganbench.models.projection import hinge_d_loss
+    from ganbench.models.losses import hinge_d_loss
 
     x_train, y_train, x_test, y_test = mnist
     torch.manual_seed(0)
