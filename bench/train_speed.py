@@ -20,7 +20,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from ganbench.data import get_dataset
+from ganbench.data import training_data
 from ganbench.models.base import create_model
 from ganbench.training import TrainOptions, train
 
@@ -32,7 +32,7 @@ def plain_loop(steps: int, batch_size: int, overrides: dict, device: str, amp: b
     cuda = device.startswith("cuda") and amp
     if cuda:
         model.to(memory_format=torch.channels_last)
-    images = get_dataset("mnist", resolution=model.config.image_size).get_batch(torch.arange(60000))[0]
+    images = training_data("mnist", resolution=model.config.image_size).get_batch(torch.arange(60000))[0]
     z_dim = model.config.z_dim
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda else None
     gen = torch.Generator().manual_seed(0)

@@ -18,6 +18,6 @@ models: Registry = Registry("model", ("ganbench.models",), "ganbench.models")
 metrics: Registry = Registry("metric", ("ganbench.metrics",), "ganbench.metrics")
 feature_extractors: Registry = Registry(
     "feature extractor", ("ganbench.metrics.extractors",), "ganbench.feature_extractors")
-datasets: Registry = Registry("dataset", ("ganbench.data",), "ganbench.datasets")
+datasets: Registry = Registry("dataset", ("ganbench.data.builtin", "ganbench.translation"), "ganbench.datasets")
 # Third-party generators registered with `ganbench register` (a user registry file).
 checkpoints: Registry = Registry("registered generator", on_first_use="ganbench.thirdparty:refresh")

@@ -38,7 +38,7 @@ from ganbench.data import IMAGE_EXTENSIONS, image_files, read_array_file, read_i
 from ganbench.errors import GanbenchError, InputError
 from ganbench.generative import (ConditionalImageGenerator, GenerativeModel, LatentSpec, check_generated,
                                  sample_latents)
-from ganbench.images import check_float_array, float_to_uint8, to_rgb_uint8, uint8_to_float
+from ganbench.images import convert_uint8, float_to_uint8, to_rgb_uint8, uint8_to_float
 
 LATENT_CHUNK = 1024  # latents are drawn in seeded chunks of this size: batch-size independent
 
@@ -85,14 +85,10 @@ class ImageSource:
 
 
 class TensorSource(ImageSource):
-    """Images already in memory (array files, built-in datasets, tensors)."""
+    """Images already in memory (array files, dataset splits, tensors)."""
 
     def __init__(self, images: torch.Tensor | np.ndarray, descriptor: str, labels=None):
-        if isinstance(images, np.ndarray) and images.dtype != np.uint8 and images.dtype.kind == "f":
-            images = check_float_array(images, what=descriptor)
-        if isinstance(images, torch.Tensor) and images.dtype.is_floating_point:
-            images = torch.from_numpy(check_float_array(images.numpy(), what=descriptor))
-        self.data = to_rgb_uint8(images, what=descriptor)
+        self.data = to_rgb_uint8(images, what=descriptor, whole_floats=True)
         if len(self.data) == 0:
             raise InputError(f"{descriptor}: contains no images")
         self.descriptor = descriptor
@@ -239,8 +235,6 @@ class TranslationSource(ImageSource):
     def __init__(self, model: ConditionalImageGenerator, source: str | None = None, *,
                  device: torch.device | str = "cpu", descriptor: str = "generator",
                  metadata: dict[str, Any] | None = None):
-        from ganbench.data import convert_uint8
-
         spec = source or (f"{model.source_dataset}:test" if model.source_dataset else None)
         if spec is None:
             raise InputError(f"{descriptor} translates source images but does not record the dataset it was "
@@ -298,8 +292,9 @@ def _translation_inputs(spec: str) -> tuple[torch.Tensor, torch.Tensor | None, s
     return finite.images(0, len(finite)), None, finite.descriptor
 
 
-class DatasetSource(ImageSource):
-    """A ``torch.utils.data.Dataset`` whose items are images (or (image, label) pairs).
+class TorchDatasetSource(ImageSource):
+    """A ``torch.utils.data.Dataset`` whose items are images (or (image, label) pairs),
+    given through the Python API (a registered dataset split is a :class:`TensorSource`).
 
     Items may be uint8 tensors/arrays (C,H,W or H,W,C), PIL images, or float tensors in
     [0, 1] as torchvision's ``ToTensor`` gives (brought to uint8 by rounding).
@@ -361,7 +356,7 @@ def _resolve(spec, num_samples, seed, device, source) -> ImageSource:
     if isinstance(spec, (torch.Tensor, np.ndarray)):
         return TensorSource(spec, "array")
     if isinstance(spec, torch.utils.data.Dataset):
-        return DatasetSource(spec, type(spec).__name__)
+        return TorchDatasetSource(spec, type(spec).__name__)
     if not isinstance(spec, (str, os.PathLike)):
         raise InputError(f"cannot evaluate a {type(spec).__name__}: give a folder, an .npz/.npy file, "
                          f"a dataset split (e.g. mnist:test), a checkpoint or a registered generator")

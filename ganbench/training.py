@@ -3,7 +3,7 @@
 It never looks at a model's name: the difference between GANs lives in each model's
 ``train_step`` (see :mod:`ganbench.models.base`). Per step, the loop
 
-1. takes the seeded batch for that step (:meth:`ganbench.data.TrainData.batches`),
+1. takes the seeded batch for that step (:meth:`ganbench.data.TrainingData.batches`),
 2. calls ``model.train_step(batch, step, ctx)``,
 3. updates the optional EMA copy of the generator,
 4. every ``log_every`` steps appends the losses to ``metrics.jsonl`` and the progress bar,
@@ -33,7 +33,7 @@ import torch
 import ganbench
 from ganbench.checkpoints import (CHECKPOINT_NAME, checkpoint_meta, collect_state, read_checkpoint,
                                   remove_stale_temps, restore_state, save_checkpoint, temp_path)
-from ganbench.data import get_dataset, dataset_info, parse_name
+from ganbench.data import dataset_info, parse_name, training_data
 from ganbench.errors import GanbenchError, write_problem
 from ganbench.generative import ConditionalImageGenerator, GenerativeModel, sample_latents
 from ganbench.images import float_to_uint8
@@ -179,7 +179,7 @@ class _Run:
                 resume_from = self.out / CHECKPOINT_NAME
             elif o.resume:
                 print(f"ganbench: no checkpoint in {self.out}; starting from step 0")
-        data = get_dataset(o.dataset, "train", resolution=config.image_size, channels=config.channels)
+        data = training_data(o.dataset, "train", resolution=config.image_size, channels=config.channels)
 
         rng_devices = [device] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=rng_devices):  # the caller's global RNG is untouched

@@ -1,8 +1,8 @@
 """Paired image datasets for image-conditioned models, built offline from real MNIST.
 
-Each item is a *target* image (what ``ImageSet.item`` returns, so a paired split is also
+Each item is a *target* image (what ``DatasetSplit.item`` returns, so a paired split is also
 an ordinary reference such as ``mnist-edges:test``) plus a *source* image of the same
-index (:attr:`PairedImageSet.sources`) that a translation model maps to the target.
+index (:attr:`PairedSplit.sources`) that a translation model maps to the target.
 
 ========================  ==================================================================
 name                      source -> target
@@ -18,13 +18,14 @@ name                      source -> target
 
 Everything here is a pure function of the MNIST files: the same split gives the same
 bytes on every machine (degradation parameters come from a generator seeded per split).
+The datasets registry imports this module on first use (:mod:`ganbench.registries`).
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from ganbench.data import SPLITS, ImageSet, TensorImageSet, open_split, register_dataset
+from ganbench.data import SPLITS, DatasetSplit, InMemorySplit, open_split, register_dataset
 from ganbench.errors import GanbenchError, InputError
 
 EDGE_THRESHOLD = 1.0  # Sobel gradient magnitude (images in [0, 1]) above which a pixel is an edge
@@ -32,8 +33,8 @@ _DEGRADE_SEEDS = {"train": 20210513, "test": 20210514}  # one seed per split (GP
 PAIRED_DATASETS = ("mnist-edges", "mnist-edges-unpaired", "mnist-degraded")
 
 
-class PairedImageSet(TensorImageSet):
-    """Targets (the ImageSet images) with a source image per index.
+class PairedSplit(InMemorySplit):
+    """Targets (the split's ``images``) with a source image per index.
 
     Attributes:
         sources: uint8 (N, C_src, H, W), aligned with the targets.
@@ -93,10 +94,10 @@ def degrade(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------
 # Helpers for evaluation and tests
 # ---------------------------------------------------------------------------------------
-def open_paired(spec: str, split: str | None = None) -> PairedImageSet:
-    """The :class:`PairedImageSet` of a paired dataset split (one-line error otherwise)."""
+def open_paired(spec: str, split: str | None = None) -> PairedSplit:
+    """The :class:`PairedSplit` of a paired dataset split (one-line error otherwise)."""
     data = open_split(spec, split)
-    if not isinstance(data, PairedImageSet):
+    if not isinstance(data, PairedSplit):
         raise GanbenchError(f"dataset {spec!r} has no source images to translate; paired datasets: "
                             f"{', '.join(PAIRED_DATASETS)}")
     return data
@@ -114,16 +115,16 @@ def paired_errors(outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, flo
 # ---------------------------------------------------------------------------------------
 # Registration
 # ---------------------------------------------------------------------------------------
-def _mnist(split: str) -> TensorImageSet:
+def _mnist(split: str) -> InMemorySplit:
     data = open_split("mnist", split)
-    assert isinstance(data, TensorImageSet)
+    assert isinstance(data, InMemorySplit)
     return data
 
 
 def _edges(name: str, paired: bool):
-    def load(split: str, arg: str | None) -> ImageSet:
+    def load(split: str, arg: str | None) -> DatasetSplit:
         mnist = _mnist(split)
-        return PairedImageSet(f"{name}:{split}", sobel_edges(mnist.images), mnist.images, mnist.labels, 10,
+        return PairedSplit(f"{name}:{split}", sobel_edges(mnist.images), mnist.images, mnist.labels, 10,
                               paired=paired or split != "train")
 
     return load
@@ -142,11 +143,11 @@ register_dataset("mnist-edges-unpaired", channels=1, num_classes=10, image_size=
                   description="MNIST restoration: blurred + down-sampled + noisy digit (source, seeded "
                               "per image) -> clean digit (target); 60k/10k",
                   source="derived from MNIST (ganbench.translation)")
-def _degraded(split: str, arg: str | None) -> ImageSet:
+def _degraded(split: str, arg: str | None) -> DatasetSplit:
     if split not in SPLITS:
         raise GanbenchError(f"unknown split {split!r}")
     mnist = _mnist(split)
     generator = torch.Generator().manual_seed(_DEGRADE_SEEDS[split])
     chunks = [degrade(mnist.images[i:i + 8192], generator) for i in range(0, len(mnist), 8192)]  # bounded memory
-    return PairedImageSet(f"mnist-degraded:{split}", torch.cat(chunks), mnist.images, mnist.labels, 10)
+    return PairedSplit(f"mnist-degraded:{split}", torch.cat(chunks), mnist.images, mnist.labels, 10)
 

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from ganbench.data import convert_uint8, get_dataset, load_images, parse_name
+from ganbench.data import load_images, parse_name, training_data
 from ganbench.errors import GanbenchError, MissingFileError, UnknownNameError
+from ganbench.images import convert_uint8
 from ganbench.registries import datasets
 
 
@@ -38,7 +39,7 @@ def test_mnist_uint8_and_labels(data_dir):
 
 
 def test_train_view_is_float_in_range_and_seeded(data_dir):
-    data = get_dataset("mnist", resolution=32, channels=1)
+    data = training_data("mnist", resolution=32, channels=1)
     x, y = data.get_batch(data.batch_indices(0, 16, seed=0))
     assert x.shape == (16, 1, 32, 32) and x.dtype == torch.float32
     assert x.min() >= -1 and x.max() <= 1 and x.min() == -1
@@ -52,7 +53,7 @@ def test_train_view_is_float_in_range_and_seeded(data_dir):
 
 
 def test_epochs_are_permutations():
-    data = get_dataset("digits", resolution=8)
+    data = training_data("digits", resolution=8)
     per_epoch = data.steps_per_epoch(100)
     seen = torch.cat([data.batch_indices(s, 100, 0) for s in range(per_epoch)])
     assert len(set(seen.tolist())) == len(seen) == per_epoch * 100
@@ -84,7 +85,7 @@ def test_folder_dataset_with_classes(tmp_path):
     assert images.shape == (6, 3, 16, 16) and labels.tolist() == [0, 0, 0, 1, 1, 1]
     same, _ = load_images("folder", str(tmp_path))  # how `name:split` parsers call it
     assert same.shape == (6, 3, 16, 16)
-    data = get_dataset(f"folder:{tmp_path}", resolution=8)
+    data = training_data(f"folder:{tmp_path}", resolution=8)
     assert data.num_classes == 2 and data.get_batch(torch.tensor([0, 5]))[0].shape == (2, 3, 8, 8)
 
 

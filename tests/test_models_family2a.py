@@ -17,9 +17,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # small models: see conftest
 
 def digits_batches(size: int, batch: int = 32, seed: int = 0):
     """Seeded batches of scikit-learn's digits at ``size`` px (no download, labelled)."""
-    from ganbench.data import get_dataset
+    from ganbench.data import training_data
 
-    return get_dataset("digits", "train", resolution=size, channels=1).batches(batch, seed)
+    return training_data("digits", "train", resolution=size, channels=1).batches(batch, seed)
 
 
 def run_steps(model, steps: int, size: int, batch: int = 32, seed: int = 0) -> list[dict]:
@@ -87,9 +87,9 @@ def test_pulling_away_term_matches_its_definition():
 
 
 def mnist_batches(batch: int = 32, seed: int = 0):
-    from ganbench.data import get_dataset
+    from ganbench.data import training_data
 
-    return get_dataset("mnist", "train").batches(batch, seed)
+    return training_data("mnist", "train").batches(batch, seed)
 
 
 def test_ebgan_energy_separates_real_from_generated(data_dir):

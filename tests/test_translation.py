@@ -68,12 +68,12 @@ def untrained(name: str, dataset: str):
 # Datasets
 # ---------------------------------------------------------------------------------------
 def test_paired_datasets_are_aligned_and_deterministic(data_dir):
-    from ganbench.data import get_dataset, open_split
-    from ganbench.translation import PairedImageSet, sobel_edges
+    from ganbench.data import open_split, training_data
+    from ganbench.translation import PairedSplit, sobel_edges
 
     edges = open_split("mnist-edges", "test")
     mnist = open_split("mnist", "test")
-    assert isinstance(edges, PairedImageSet) and torch.equal(edges.images, mnist.images)
+    assert isinstance(edges, PairedSplit) and torch.equal(edges.images, mnist.images)
     assert torch.equal(edges.sources, sobel_edges(mnist.images))
     assert set(edges.sources.unique().tolist()) == {0, 255} and 0.1 < edges.sources.float().mean() / 255 < 0.4
     degraded = open_split("mnist-degraded", "test")
@@ -81,17 +81,17 @@ def test_paired_datasets_are_aligned_and_deterministic(data_dir):
     diff = (degraded.sources.float() - degraded.images.float()).abs().mean(dim=(1, 2, 3))
     assert (diff > 0).all() and diff.std() > 1  # every image degraded, by differing amounts
     # training batches carry the aligned sources; the unpaired set draws them independently
-    paired = get_dataset("mnist-edges", "test", resolution=28)
+    paired = training_data("mnist-edges", "test", resolution=28)
     idx = paired.batch_indices(3, 16, seed=0)
     src = paired.extra_batch(3, 16, seed=0)["source"]
     assert src.shape == (16, 1, 28, 28) and torch.equal(src, uint8_to_float(edges.sources[idx]))
-    unpaired = get_dataset("mnist-edges-unpaired", "train")
+    unpaired = training_data("mnist-edges-unpaired", "train")
     idx = unpaired.batch_indices(3, 16, seed=0)
     shuffled = unpaired.extra_batch(3, 16, seed=0)["source"]
     assert shuffled.shape == (16, 1, 28, 28) and -1 <= shuffled.min() and shuffled.max() <= 1
-    assert not torch.equal(shuffled, uint8_to_float(unpaired.source.sources[idx]))
+    assert not torch.equal(shuffled, uint8_to_float(unpaired.split.sources[idx]))
     assert open_split("mnist-edges-unpaired", "test").paired  # test pairs kept for scoring
-    assert get_dataset("mnist", "test").extra_batch(0, 4, 0) == {}
+    assert training_data("mnist", "test").extra_batch(0, 4, 0) == {}
 
 
 # ---------------------------------------------------------------------------------------

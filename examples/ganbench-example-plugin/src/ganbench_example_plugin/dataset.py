@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ganbench.data import ImageSet, TensorImageSet, register_dataset
+from ganbench.data import DatasetSplit, InMemorySplit, register_dataset
 
 SIZE = 16
 COUNTS = {"train": 512, "test": 256}
@@ -12,7 +12,7 @@ COUNTS = {"train": 512, "test": 256}
 
 @register_dataset("example-shapes", description="Example plug-in: squares and discs, 16x16 RGB",
                   channels=3, num_classes=2, image_size=SIZE, source="generated")
-def load_shapes(split: str, arg: str | None) -> ImageSet:
+def load_shapes(split: str, arg: str | None) -> DatasetSplit:
     gen = torch.Generator().manual_seed({"train": 0, "test": 1}[split])
     n = COUNTS[split]
     labels = torch.randint(0, 2, (n,), generator=gen)
@@ -25,4 +25,4 @@ def load_shapes(split: str, arg: str | None) -> ImageSet:
     disc = dy ** 2 + dx ** 2 <= radius ** 2
     mask = torch.where(labels.view(-1, 1, 1).bool(), disc, square)
     images = (mask.unsqueeze(1) * colour).to(torch.uint8)
-    return TensorImageSet(f"example-shapes:{split}", images, labels, num_classes=2)
+    return InMemorySplit(f"example-shapes:{split}", images, labels, num_classes=2)
