@@ -58,7 +58,8 @@ Rules the harness (:mod:`ganbench.training`) relies on:
   ``ctx.backward_step(loss, optimizer)`` (zero grad, backward, AMP scaling, step).
 * Every hyperparameter lives in the config dataclass; ``image_size``, ``channels``
   and ``num_classes`` come from the dataset unless the model's ``defaults`` or the user
-  (``--set k=v``) override them. Invalid combinations raise
+  (``--set k=v``; :data:`ALIASES` lets ``lr`` set ``lr_g`` and ``lr_d``, ``n_dis`` set
+  ``n_critic`` and back) override them. Invalid combinations raise
   :class:`~ganbench.errors.GanbenchError` in ``__post_init__`` or ``build``.
 
 Third-party packages register models the same way and expose the factory through the
@@ -218,6 +219,44 @@ def make_config(cls: type[ModelConfig], values: dict[str, Any], *, model: str = 
         raise GanbenchError(f"{model}: invalid hyperparameters: {exc}") from None
 
 
+# Names papers spell differently. An alias sets the fields it stands for, on a model that
+# has all of them and not the alias itself: alias -> (fields, what they are).
+ALIASES: dict[str, tuple[tuple[str, ...], str]] = {
+    "lr": (("lr_g", "lr_d"), "learning rates"),  # one rate for G and D (TTUR models)
+    "n_dis": (("n_critic",), "D updates per G update"),  # SNGAN's name for WGAN's n_critic
+    "n_critic": (("n_dis",), "D updates per G update"),
+}
+
+
+def aliases(cls: type[ModelConfig]) -> dict[str, tuple[str, ...]]:
+    """The aliases a config accepts: alias -> the fields it sets (see :data:`ALIASES`)."""
+    fields = config_fields(cls)
+    return {alias: targets for alias, (targets, _) in ALIASES.items()
+            if alias not in fields and all(t in fields for t in targets)}
+
+
+def expand_aliases(cls: type[ModelConfig], values: dict[str, Any], *, model: str = "model") -> dict[str, Any]:
+    """``values`` with each alias replaced by the fields it sets (``lr=X`` -> ``lr_g=X,
+    lr_d=X``); a field given by its own name too keeps that value. An alias the model
+    cannot take is a one-line error naming the fields it has instead."""
+    fields, accepted = config_fields(cls), aliases(cls)
+    out = {k: v for k, v in values.items() if k not in accepted}
+    for key, value in values.items():
+        if key in accepted:
+            out.update({t: value for t in accepted[key] if t not in values})
+        elif key in ALIASES and key not in fields:
+            raise GanbenchError(_no_alias(key, fields, model))
+    return out
+
+
+def _no_alias(alias: str, fields: dict[str, Any], model: str) -> str:
+    targets, what = ALIASES[alias]
+    words = set(alias.split("_")) - {"n"}
+    related = [f for f in fields if words & set(f.split("_"))]
+    instead = f"its {what} are {', '.join(related)}" if related else f"it has no setting for {what}"
+    return f"{model} has no {alias!r} and no {' or '.join(targets)} for it to set; {instead}"
+
+
 def parse_overrides(items: typing.Iterable[str]) -> dict[str, str]:
     """``["lr=2e-4", "z_dim=64"]`` -> ``{"lr": "2e-4", "z_dim": "64"}``."""
     out = {}
@@ -311,14 +350,15 @@ def list_models(pattern: str | None = None) -> list[str]:
 def resolve_config(name: str, dataset: str | None = None, overrides: dict[str, Any] | None = None,
                    *, data: dict[str, Any] | None = None) -> ModelConfig:
     """The config a run uses: dataclass defaults < the dataset's image_size/channels/
-    num_classes (``data``) < the model's defaults for ``dataset`` < ``overrides``."""
+    num_classes (``data``) < the model's defaults for ``dataset`` < ``overrides`` (which
+    may use :data:`ALIASES`)."""
     info = model_info(name)
     values: dict[str, Any] = {}
     for key in ("image_size", "channels", "num_classes"):
         if data and data.get(key) is not None:
             values[key] = data[key]
     values.update(info.defaults_for(dataset))
-    values.update(overrides or {})
+    values.update(expand_aliases(info.config, overrides or {}, model=name))
     return make_config(info.config, values, model=name)
 
 

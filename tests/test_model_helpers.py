@@ -78,3 +78,43 @@ def test_minibatch_stddev_group_rules(n, any_group, groups):
     stat = minibatch_stddev(x, 4, any_group=any_group)[:, -1, 0, 0]
     per_group = x.view(groups, -1, 5, 2, 2).var(0, unbiased=False).add(1e-8).sqrt().mean((1, 2, 3))
     torch.testing.assert_close(stat, per_group.repeat(groups))  # sample i in group i % (n / G)
+
+
+# --- hyperparameter aliases (--set) -----------------------------------------------------
+def test_lr_sets_both_learning_rates_unless_one_is_named():
+    from ganbench.models.base import resolve_config
+
+    both = resolve_config("dcgan", "mnist", {"lr": "1e-3"})
+    assert (both.lr_g, both.lr_d) == (1e-3, 1e-3)
+    one = resolve_config("dcgan", "mnist", {"lr": "1e-3", "lr_d": "5e-4"})
+    assert (one.lr_g, one.lr_d) == (1e-3, 5e-4)
+
+
+def test_n_dis_and_n_critic_are_one_setting():
+    from ganbench.models import create_model
+    from ganbench.models.base import resolve_config
+
+    assert resolve_config("wgan-gp", None, {"n_dis": "3"}).n_critic == 3
+    assert resolve_config("sngan", None, {"n_critic": "2"}).n_dis == 2
+    assert create_model("sngan", g_channels=8, d_channels=8, n_critic=4).config.n_dis == 4
+
+
+@pytest.mark.parametrize("model, alias, says", [("aae", "lr", "its learning rates are lr_recon"),
+                                                ("dcgan", "n_dis", "no n_critic")])
+def test_an_alias_a_model_cannot_take_is_a_one_line_error(model, alias, says):
+    from ganbench.errors import GanbenchError
+    from ganbench.models.base import resolve_config
+
+    with pytest.raises(GanbenchError, match=f"{model} has no '{alias}'") as err:
+        resolve_config(model, None, {alias: "1"})
+    assert says in str(err.value) and "\n" not in str(err.value)
+
+
+def test_models_show_lists_the_aliases():
+    from click.testing import CliRunner
+
+    from ganbench.cli import main
+
+    out = CliRunner().invoke(main, ["models", "show", "sagan"]).output
+    assert "aliases: lr=X sets lr_g and lr_d; n_critic=X sets n_dis" in out
+    assert "aliases" not in CliRunner().invoke(main, ["models", "show", "gan"]).output

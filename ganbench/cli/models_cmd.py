@@ -116,7 +116,7 @@ def models_cmd(ctx, pattern, as_json):
 @click.option("--dataset", "-d", default=None, help="Show the hyperparameters resolved for this dataset.")
 def show_cmd(name, dataset):
     """Paper, task and hyperparameters (with their paper defaults) of one model."""
-    from ganbench.models.base import config_fields, model_info, resolve_config
+    from ganbench.models.base import aliases, config_fields, model_info, resolve_config
     from ganbench.registries import models
 
     info = model_info(name)
@@ -147,6 +147,9 @@ def show_cmd(name, dataset):
             for k, v in defaults.items()]
     click.echo(f"\n{title}:")
     click.echo(_table(rows, ["name", "type", "default", "meaning"]))
+    accepted = aliases(info.config)
+    if accepted:
+        click.echo("aliases: " + "; ".join(f"{a}=X sets {' and '.join(t)}" for a, t in accepted.items()))
     if info.defaults:
         click.echo("\npaper defaults per dataset (applied over the above):")
         for ds, values in info.defaults.items():
