@@ -542,9 +542,3 @@ def eval_mode(*modules: nn.Module) -> typing.Iterator[None]:
     finally:
         for m, flag in zip(modules, before):
             m.train(flag)
-
-
-def set_requires_grad(module: nn.Module, flag: bool) -> None:
-    """Freeze/unfreeze a network (e.g. D during the generator update, to skip its grads)."""
-    for p in module.parameters():
-        p.requires_grad_(flag)

@@ -54,7 +54,7 @@ from torch import nn
 
 from ganbench.errors import GanbenchError
 from ganbench.generative import GenerativeModel, LatentSpec
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, register_model, set_requires_grad
+from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, frozen, register_model
 
 
 @dataclass(frozen=True)
@@ -240,7 +240,6 @@ class LAPGAN(GANModel):
         with ctx.autocast():
             fakes = [G.coarse(z0)] + [g(noise, low) for g, noise, low in zip(G.levels, planes, lows)]
         # discriminators
-        set_requires_grad(Ds, True)
         with ctx.autocast():
             losses_d = [_gan_d(Ds[0](pyramid[0]), Ds[0](fakes[0].detach()))]
             for k in range(1, len(G.sizes)):
@@ -249,13 +248,12 @@ class LAPGAN(GANModel):
             loss_d = sum(losses_d)
         ctx.backward_step(loss_d, self.opt_d)
         # generators
-        set_requires_grad(Ds, False)
-        with ctx.autocast():
-            losses_g = [_gan_g(Ds[0](fakes[0]))]
-            losses_g += [_gan_g(Ds[k](fakes[k], lows[k - 1])) for k in range(1, len(G.sizes))]
-            loss_g = sum(losses_g)
-        ctx.backward_step(loss_g, self.opt_g)
-        set_requires_grad(Ds, True)
+        with frozen(Ds):
+            with ctx.autocast():
+                losses_g = [_gan_g(Ds[0](fakes[0]))]
+                losses_g += [_gan_g(Ds[k](fakes[k], lows[k - 1])) for k in range(1, len(G.sizes))]
+                loss_g = sum(losses_g)
+            ctx.backward_step(loss_g, self.opt_g)
         out = {"loss_d": loss_d.detach(), "loss_g": loss_g.detach()}
         for k, (ld, lg) in enumerate(zip(losses_d, losses_g)):
             out[f"loss_d{k}"], out[f"loss_g{k}"] = ld.detach(), lg.detach()
