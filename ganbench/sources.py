@@ -34,11 +34,12 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from ganbench.data import IMAGE_EXTENSIONS, image_files, read_array_file, read_image
+from ganbench.data import IMAGE_EXTENSIONS, image_files, load_images, parse_name, read_array_file, read_image
 from ganbench.errors import GanbenchError, InputError
 from ganbench.generative import (ConditionalImageGenerator, GenerativeModel, LatentSpec, check_generated,
                                  sample_latents)
 from ganbench.images import convert_uint8, float_to_uint8, to_rgb_uint8, uint8_to_float
+from ganbench.translation import open_paired
 
 LATENT_CHUNK = 1024  # latents are drawn in seeded chunks of this size: batch-size independent
 
@@ -278,9 +279,6 @@ def _translation_inputs(spec: str) -> tuple[torch.Tensor, torch.Tensor | None, s
 
     name, _, split = spec.partition(":")
     if name in datasets and not datasets.metadata(name).get("takes_path") and not Path(spec).exists():
-        from ganbench.data import parse_name
-        from ganbench.translation import open_paired
-
         split = parse_name(spec).split or "test"
         data = open_paired(name, split)
         # an unpaired split's sources are not the ground truth of its targets: no targets
@@ -383,8 +381,6 @@ def _resolve(spec, num_samples, seed, device, source) -> ImageSource:
 
     name, _, split = text.partition(":")
     if name in datasets:
-        from ganbench.data import load_images
-
         images, labels = load_images(name, split=split or None)
         return TensorSource(images, f"{name}:{split}" if split else name, labels=labels)
     if text in checkpoints:

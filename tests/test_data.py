@@ -1,5 +1,8 @@
-"""Datasets: the one image contract, splits, seeded batches, clear errors."""
+"""Datasets: registration, splits, the evaluation and training views, seeded batches, clear errors."""
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -7,7 +10,6 @@ import torch
 
 from ganbench.data import load_images, parse_name, training_data
 from ganbench.errors import GanbenchError, MissingFileError, UnknownNameError
-from ganbench.images import convert_uint8
 from ganbench.registries import datasets
 
 
@@ -18,6 +20,15 @@ def test_builtin_datasets_registered():
     assert {"digits", "mnist", "fashion-mnist", "cifar10", "celeba", "folder", "npz"} <= set(datasets.names())
     for entry in datasets.entries():
         assert entry.metadata["description"]
+
+
+def test_data_and_translation_do_not_import_each_other():
+    """The registry imports both on first use; neither needs the other's import for it."""
+    code = ("import sys, ganbench.data; assert 'ganbench.translation' not in sys.modules; "
+            "assert 'ganbench.data.builtin' not in sys.modules; "
+            "from ganbench.registries import datasets; "
+            "assert {'mnist', 'folder', 'mnist-edges', 'mnist-degraded'} <= set(datasets.names())")
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_digits_is_embedded_and_split():
@@ -58,17 +69,6 @@ def test_epochs_are_permutations():
     seen = torch.cat([data.batch_indices(s, 100, 0) for s in range(per_epoch)])
     assert len(set(seen.tolist())) == len(seen) == per_epoch * 100
     assert not torch.equal(data.batch_indices(0, 100, 0), data.batch_indices(per_epoch, 100, 0))
-
-
-def test_convert_uint8_channels_and_sizes():
-    x = torch.randint(0, 256, (2, 3, 10, 12), dtype=torch.uint8)
-    gray = convert_uint8(x, None, 1)
-    assert gray.shape == (2, 1, 10, 10)  # centre crop to square
-    assert torch.equal(gray[:, 0], x[:, :, :, 1:11].float().mean(1).round().to(torch.uint8))
-    assert convert_uint8(x, 20, 3).shape == (2, 3, 20, 20)
-    assert convert_uint8(x, 5, 3).shape == (2, 3, 5, 5)
-    one = torch.full((1, 1, 4, 4), 200, dtype=torch.uint8)
-    assert torch.equal(convert_uint8(one, 8, 3), torch.full((1, 3, 8, 8), 200, dtype=torch.uint8))
 
 
 def test_folder_dataset_with_classes(tmp_path):
