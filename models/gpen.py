@@ -38,6 +38,7 @@ from torch import nn
 from ganbench.errors import GanbenchError
 from ganbench.generative import ConditionalImageGenerator, LatentSpec
 from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, frozen, register_model
+from ganbench.models.losses import r1_penalty
 from ganbench.models.progan import minibatch_stddev
 
 
@@ -70,12 +71,6 @@ def d_logistic_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> tor
 
 def g_nonsaturating_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     return F.softplus(-fake_logits).mean()
-
-
-def r1_penalty(real_logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-    """E ||grad_x D(x)||^2 on real images (x must require grad)."""
-    (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
-    return grad.pow(2).flatten(1).sum(1).mean()
 
 
 def feature_matching_loss(real_features: list[torch.Tensor], fake_features: list[torch.Tensor]) -> torch.Tensor:
@@ -295,8 +290,7 @@ class GPEN(GANModel):
         ctx.backward_step(loss_d, self.opt_d)
         r1 = torch.zeros((), device=clean.device)
         if c.r1_gamma > 0 and step % c.d_reg_every == 0:
-            real = clean.detach().requires_grad_(True)
-            r1 = r1_penalty(D(real)[0].float(), real)
+            _, r1 = r1_penalty(lambda x: D(x)[0], clean, ctx)
             ctx.backward_step(c.r1_gamma / 2 * r1 * c.d_reg_every, self.opt_d)
         # G: adversarial (+ content and feature matching once embedded)
         with frozen(D):

@@ -4,10 +4,12 @@ A paper's own loss stays in its file (LSGAN's least squares, RaGAN's relativisti
 EBGAN's margin...); what lives here is what many models use unchanged: the original GAN
 loss on logits (Goodfellow et al. 2014) in its non-saturating form, the hinge loss
 (Lim & Ye 2017; SNGAN, projection discriminator, SAGAN, BigGAN), the WGAN-GP gradient
-penalty (Gulrajani et al. 2017; WGAN-GP, ProGAN), and the N(0, std) initialisation of
-DCGAN and its descendants.
+penalty (Gulrajani et al. 2017; WGAN-GP, ProGAN), the R1 penalty (Mescheder et al. 2018;
+StyleGAN, GPEN), and the N(0, std) initialisation of DCGAN and its descendants.
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -59,6 +61,24 @@ def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, 
     if scaler is not None:
         grad = grad / scaler.get_scale()
     return ((grad.norm(2, dim=1) - target) / target).square().mean()
+
+
+def r1_penalty(discriminator: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor,
+               ctx: TrainContext | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(D(real), E[||grad_x D(x)||^2]): the R1 penalty on real images (Mescheder et al.
+    2018; StyleGAN, GPEN), differentiable for D's update. ``discriminator(x)`` returns
+    logits (N,). With float16 AMP the gradient is taken of the scaled output and unscaled."""
+    real = real.detach().requires_grad_(True)
+    d_real = discriminator(real)
+    out = d_real.float().sum()
+    scaler = ctx.scaler if ctx is not None and ctx.scaler.is_enabled() else None
+    if scaler is not None:  # float16 AMP: differentiate the scaled output, then unscale
+        out = scaler.scale(out)
+    (grad,) = torch.autograd.grad(out, real, create_graph=True)
+    grad = grad.float()
+    if scaler is not None:
+        grad = grad / scaler.get_scale()
+    return d_real, grad.square().flatten(1).sum(1).mean()
 
 
 def init_normal_(module: nn.Module, std: float = 0.02, *, batchnorm: bool = True) -> nn.Module:

@@ -55,6 +55,7 @@ from torch import nn
 from ganbench.errors import GanbenchError, InputError
 from ganbench.generative import GenerativeModel, LatentSpec
 from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, frozen, register_model
+from ganbench.models.losses import r1_penalty
 from ganbench.models.progan import (Discriminator, EqualizedConv2d, EqualizedLinear, base_resolutions, fade,
                                     growth_schedule, lrelu, pixel_norm, real_at_stage, stage_widths, upsample2)
 
@@ -121,21 +122,6 @@ def truncate(w: torch.Tensor, w_avg: torch.Tensor, psi: float, cutoff: int | Non
     if cutoff is None or cutoff >= w.shape[1]:
         return truncated
     return mix_styles(truncated, w, cutoff)
-
-
-def r1_penalty(discriminator, real: torch.Tensor, ctx: TrainContext | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(D(real), E[||grad_x D(x)||^2]) on real images (differentiable, for D's update)."""
-    real = real.detach().requires_grad_(True)
-    d_real = discriminator(real)
-    out = d_real.float().sum()
-    scaler = ctx.scaler if ctx is not None and ctx.scaler.is_enabled() else None
-    if scaler is not None:  # float16 AMP: differentiate the scaled output, then unscale
-        out = scaler.scale(out)
-    (grad,) = torch.autograd.grad(out, real, create_graph=True)
-    grad = grad.float()
-    if scaler is not None:
-        grad = grad / scaler.get_scale()
-    return d_real, grad.square().flatten(1).sum(1).mean()
 
 
 # ---------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """The helpers models share (models/base.py, models/losses.py): the ``frozen`` and
-``eval_mode`` blocks, the gradient penalty, the hinge loss, the minibatch-stddev layer,
+``eval_mode`` blocks, the gradient and R1 penalties, the hinge loss, the minibatch-stddev layer,
 and the hyperparameter aliases of ``--set``."""
 from __future__ import annotations
 
@@ -59,6 +59,17 @@ def test_gradient_penalty_of_a_linear_critic(target):
     real, fake = torch.randn(3, 12), torch.randn(3, 12)
     gp = gradient_penalty(critic, real, fake, torch.rand(3), target=target)
     assert gp.item() == pytest.approx(((0.5 * 12 ** 0.5 - target) / target) ** 2, rel=1e-5)
+
+
+def test_r1_penalty_of_a_linear_discriminator():
+    from ganbench.models.losses import r1_penalty
+
+    d = nn.Linear(12, 1, bias=False)
+    nn.init.constant_(d.weight, 0.5)  # grad_x D(x) = w: ||w||^2 = 3
+    real = torch.randn(3, 12)
+    d_real, r1 = r1_penalty(lambda x: d(x).flatten(), real)
+    torch.testing.assert_close(d_real, d(real).flatten())
+    assert r1.item() == pytest.approx(3.0) and not real.requires_grad
 
 
 def test_hinge_losses():
