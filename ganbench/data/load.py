@@ -15,7 +15,7 @@ def load_images(spec: str, split: str | None = None, *, resolution: int | None =
     """The images of a dataset split for evaluation.
 
     Args:
-        spec: ``"mnist"``, ``"mnist:test"``, ``"folder:PATH"`` ... (see the module docstring).
+        spec: ``"mnist"``, ``"mnist:test"``, ``"folder:PATH"`` ... (see :mod:`ganbench.data`).
             For path datasets, ``split`` is accepted as the path when ``spec`` has none
             (``load_images("folder", "/data/imgs")``).
         split: ``"train"`` (default) or ``"test"``.

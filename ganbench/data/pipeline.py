@@ -11,7 +11,7 @@ from ganbench.images import convert_uint8, uint8_to_float
 
 
 class TrainingData(torch.utils.data.Dataset):
-    """A dataset split for training: float (C, H, W) in [-1, 1] at ``resolution``.
+    """The training pipeline over a :class:`DatasetSplit`: float (C, H, W) in [-1, 1] at ``resolution``.
 
     Batches are addressed by step (:meth:`batches`), so a resumed run sees exactly the
     batches an uninterrupted run would: epoch ``e`` is a permutation drawn from
@@ -96,6 +96,7 @@ class _StepBatchSampler(torch.utils.data.Sampler):
 
 
 def _mix(seed: int, epoch: int) -> int:
+    """The seed of one epoch's permutation (epoch -1: an unpaired dataset's source order)."""
     return (seed * 1_000_003 + epoch * 7919 + 12345) % (2 ** 63)
 
 
@@ -108,8 +109,8 @@ def training_data(spec: str, split: str = "train", *, resolution: int | None = N
         resolution: height = width of the images; None: the native size.
         channels: 1 or 3; None: the dataset's own.
     """
-    images = open_split(spec, split)
-    resolution = resolution or images.image_size
+    data = open_split(spec, split)
+    resolution = resolution or data.image_size
     if resolution is None:
         raise GanbenchError(f"{spec}: images vary in size; pass a resolution")
-    return TrainingData(images, resolution, channels or images.channels)
+    return TrainingData(data, resolution, channels or data.channels)
