@@ -63,7 +63,7 @@ def run_one(name: str, variant: dict) -> dict:
 
 def learning_models() -> list[str]:
     from ganbench.models.base import model_info
-    from ganbench.registries import models
+    from ganbench.registry import models
 
     tasks = ("unconditional", "class-conditional", "representation learning")
     return [n for n in models.names() if model_info(n).task in tasks]

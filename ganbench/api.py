@@ -13,19 +13,19 @@ from ganbench.evaluation import EvaluationResult, evaluate  # noqa: F401  (re-ex
 
 def list_models(pattern: str | None = None) -> list[str]:
     """Names of registered models (built-in and plug-ins), optionally filtered (``"*gan*"``)."""
-    from ganbench.registries import models
+    from ganbench.registry import models
 
     return models.names(pattern)
 
 
 def list_metrics() -> list[str]:
-    from ganbench.registries import metrics
+    from ganbench.registry import metrics
 
     return metrics.names()
 
 
 def list_datasets() -> list[str]:
-    from ganbench.registries import datasets
+    from ganbench.registry import datasets
 
     return datasets.names()
 

@@ -29,7 +29,7 @@ import torch
 
 import ganbench
 from ganbench.errors import GanbenchError, InputError
-from ganbench.registries import feature_extractors, metrics as metric_registry
+from ganbench.registry import feature_extractors, metrics as metric_registry
 from ganbench.sources import ImageSource, limit, resolve_source
 
 DEFAULT_EXTRACTOR = "inception-v3-compat"

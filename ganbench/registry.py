@@ -1,16 +1,31 @@
-"""One generic registry for models, metrics, feature extractors, datasets and checkpoints.
+"""The registries of ganbench: one generic :class:`Registry` and its instances.
+
+=====================  ================================  =============================
+registry               built-in entries from             entry-point group (plug-ins)
+=====================  ================================  =============================
+models                 ganbench.models                   ganbench.models
+metrics                ganbench.metrics                  ganbench.metrics
+feature_extractors     ganbench.metrics.extractors       ganbench.feature_extractors
+datasets               ganbench.data                     ganbench.datasets
+registered_generators  the user's registry file          --
+                       (``ganbench register``, read by
+                       ganbench.thirdparty)
+=====================  ================================  =============================
 
 Entries are registered with a decorator (or a plain call), may be lazy ``"module:attr"``
 strings, and third-party packages add entries through entry points: a distribution that
 declares ``[project.entry-points."ganbench.models"] mygan = "mypkg.gan:build"`` shows up
-in ``ganbench.registries.models`` exactly like a built-in model.
+in ``ganbench.registry.models`` exactly like a built-in model.
 
 Built-in entries are registered on import of their package (``ganbench.models`` etc.),
-which the registry imports lazily the first time it is queried.
+which the registry imports lazily the first time it is queried; the registered
+generators are read from their file at that moment too (``on_first_use``).
 
 A plug-in whose module fails to import is skipped by :meth:`Registry.entries` (the
 listings) with a :class:`PluginWarning`; using it by name raises :class:`PluginError`
 with the cause.
+
+These instances are the only module-level state besides caches.
 """
 from __future__ import annotations
 
@@ -252,3 +267,12 @@ class Registry(Generic[T]):
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {len(self._entries)} entries)"
+
+
+models: Registry = Registry("model", ("ganbench.models",), "ganbench.models")
+metrics: Registry = Registry("metric", ("ganbench.metrics",), "ganbench.metrics")
+feature_extractors: Registry = Registry(
+    "feature extractor", ("ganbench.metrics.extractors",), "ganbench.feature_extractors")
+datasets: Registry = Registry("dataset", ("ganbench.data.builtin", "ganbench.translation"), "ganbench.datasets")
+# Third-party generators registered with `ganbench register` (the user's registry file).
+registered_generators: Registry = Registry("registered generator", on_first_use="ganbench.thirdparty:refresh")

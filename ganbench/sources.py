@@ -275,7 +275,7 @@ class TranslationSource(ImageSource):
 
 def _translation_inputs(spec: str) -> tuple[torch.Tensor, torch.Tensor | None, str]:
     """(uint8 sources, uint8 targets or None, descriptor) of a translation source."""
-    from ganbench.registries import datasets
+    from ganbench.registry import datasets
 
     name, _, split = spec.partition(":")
     if name in datasets and not datasets.metadata(name).get("takes_path") and not Path(spec).exists():
@@ -377,14 +377,14 @@ def _resolve(spec, num_samples, seed, device, source) -> ImageSource:
             raise InputError(f"{text!r} is a single image; give the folder that holds the images")
         raise InputError(f"{text!r}: unsupported file type {suffix!r} (expected a folder, .npz, .npy "
                          f"or a .safetensors checkpoint)")
-    from ganbench.registries import checkpoints, datasets
+    from ganbench.registry import registered_generators, datasets
 
     name, _, split = text.partition(":")
     if name in datasets:
         images, labels = load_images(name, split=split or None)
         return TensorSource(images, f"{name}:{split}" if split else name, labels=labels)
-    if text in checkpoints:
-        model, meta = checkpoints.get(text)(device=device)
+    if text in registered_generators:
+        model, meta = registered_generators.get(text)(device=device)
         return _generator_source(model, num_samples, seed, device, text, _checkpoint_provenance(meta), source)
     if any(sep in text for sep in ("/", "\\", ".")):
         raise InputError(f"{text!r} does not exist")
@@ -392,7 +392,7 @@ def _resolve(spec, num_samples, seed, device, source) -> ImageSource:
 
     if split:
         raise UnknownNameError("dataset", name, datasets.names())
-    raise UnknownNameError("input", text, sorted(datasets.names()) + sorted(checkpoints.names()))
+    raise UnknownNameError("input", text, sorted(datasets.names()) + sorted(registered_generators.names()))
 
 
 def _run_checkpoint(path: Path) -> Path:

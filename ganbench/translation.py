@@ -18,7 +18,7 @@ name                      source -> target
 
 Everything here is a pure function of the MNIST files: the same split gives the same
 bytes on every machine (degradation parameters come from a generator seeded per split).
-The datasets registry imports this module on first use (:mod:`ganbench.registries`).
+The datasets registry imports this module on first use (:mod:`ganbench.registry`).
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Built-in metrics and feature extractors of ganbench.
 
-Importing this package registers the built-in metrics in ``ganbench.registries.metrics``
+Importing this package registers the built-in metrics in ``ganbench.registry.metrics``
 (it is that registry's built-in module). Feature extractors live in
 ``ganbench.metrics.extractors``, the feature-extractor registry's own module, and are
 not imported here.

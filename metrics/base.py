@@ -28,7 +28,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from ganbench.registries import feature_extractors, metrics
+from ganbench.registry import feature_extractors, metrics
 
 
 class FeatureExtractor(nn.Module):

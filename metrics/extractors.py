@@ -1,5 +1,5 @@
 """The built-in feature extractors (the built-in module of
-``ganbench.registries.feature_extractors``).
+``ganbench.registry.feature_extractors``).
 
 Importing this module registers every built-in factory
 ``build(weights=None, device="cpu") -> FeatureExtractor``:

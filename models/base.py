@@ -79,7 +79,7 @@ from torch import nn
 
 from ganbench.errors import GanbenchError, UnknownNameError, first_line
 from ganbench.generative import GenerativeModel, LatentSpec
-from ganbench.registries import models
+from ganbench.registry import models
 
 TASKS = ("unconditional", "class-conditional", "paired translation", "unpaired translation",
          "text-to-image", "restoration", "representation learning")
@@ -297,7 +297,7 @@ def register_model(name: str, *, config: type, paper: str, year: int, task: str,
                    defaults: dict[str, dict[str, Any]] | None = None, description: str = "",
                    reference_code: str | None = None, tiny: dict[str, Any] | None = None,
                    test_steps: int = 300) -> Callable:
-    """Decorator registering ``build(config) -> GANModel`` in ``ganbench.registries.models``.
+    """Decorator registering ``build(config) -> GANModel`` in ``ganbench.registry.models``.
 
     Args:
         config: the model's frozen :class:`ModelConfig` subclass.

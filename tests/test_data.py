@@ -10,7 +10,7 @@ import torch
 
 from ganbench.data import load_images, parse_name, training_data
 from ganbench.errors import GanbenchError, MissingFileError, UnknownNameError
-from ganbench.registries import datasets
+from ganbench.registry import datasets
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # small models: see conftest
@@ -26,7 +26,7 @@ def test_data_and_translation_do_not_import_each_other():
     """The registry imports both on first use; neither needs the other's import for it."""
     code = ("import sys, ganbench.data; assert 'ganbench.translation' not in sys.modules; "
             "assert 'ganbench.data.builtin' not in sys.modules; "
-            "from ganbench.registries import datasets; "
+            "from ganbench.registry import datasets; "
             "assert {'mnist', 'folder', 'mnist-edges', 'mnist-degraded'} <= set(datasets.names())")
     subprocess.run([sys.executable, "-c", code], check=True)
 

@@ -20,7 +20,7 @@ from ganbench.cli import main
 from ganbench.errors import GanbenchError, InputError, UnknownNameError
 from ganbench.evaluation import evaluate
 from ganbench.generative import GenerativeModel, LatentSpec
-from ganbench.registries import feature_extractors
+from ganbench.registry import feature_extractors
 from ganbench.sources import FolderSource, GeneratorSource, TensorSource, resolve_source
 from ganbench.metrics.base import FeatureExtractor
 
@@ -246,7 +246,7 @@ DIST_SCRIPT = textwrap.dedent("""
     import json, sys, numpy as np, torch
     sys.path.insert(0, {tests!r})
     from test_evaluation import TinyExtractor, NoiseGenerator, TINY, random_images
-    from ganbench.registries import feature_extractors
+    from ganbench.registry import feature_extractors
     from ganbench.evaluation import evaluate
     feature_extractors.register(TINY, lambda weights=None, device="cpu": TinyExtractor(), provides=("pool", "logits"))
     r = evaluate(NoiseGenerator(), random_images(45, seed=2), ["fid", "pr", "isc"], extractor=TINY,

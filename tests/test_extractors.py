@@ -19,7 +19,7 @@ import torch
 from ganbench.errors import GanbenchError, InputError, MissingFileError
 from ganbench.metrics.inception import InceptionV3Compat, resize_bilinear_tf1
 from ganbench.metrics.vgg16 import VGG16Features, vgg16_official_shapes
-from ganbench.registries import feature_extractors
+from ganbench.registry import feature_extractors
 from ganbench.weights import CATALOG, sha256_file
 
 RTOL = 2e-4  # of max |reference|

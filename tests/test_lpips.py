@@ -156,7 +156,7 @@ class NoisyPattern(torch.nn.Module):
 
 
 def _diversity(module, torch_home, classes=0, **options):
-    from ganbench.registries import metrics
+    from ganbench.registry import metrics
 
     metric = metrics.get("lpips-diversity")
     model = ModuleGenerator(module, LatentSpec(8, num_classes=classes, image_size=32))
@@ -165,7 +165,7 @@ def _diversity(module, torch_home, classes=0, **options):
 
 
 def test_diversity_zero_when_noise_is_ignored(torch_home):
-    from ganbench.registries import metrics
+    from ganbench.registry import metrics
 
     assert metrics.get("lpips-diversity").needs_generator
     out = _diversity(NoisyPattern(0.0), torch_home)
@@ -183,7 +183,7 @@ def test_diversity_grows_with_noise_scale(torch_home):
 
 
 def test_diversity_independent_of_batch_size(torch_home):
-    from ganbench.registries import metrics
+    from ganbench.registry import metrics
 
     model = ModuleGenerator(NoisyPattern(0.3), LatentSpec(8, image_size=32))
     compute = metrics.get("lpips-diversity").compute

@@ -14,7 +14,7 @@ from ganbench.metrics.isc import inception_score
 from ganbench.metrics.kid import kernel_inception_distance, kid_subset_indices
 from ganbench.metrics.prc import f_score, precision_recall
 from ganbench.metrics.stats import FeatureStats
-from ganbench.registries import metrics as metric_registry
+from ganbench.registry import metrics as metric_registry
 
 MINE = ("fid", "isc", "kid", "pr", "pr-vgg16", "dc")
 

@@ -17,7 +17,7 @@ from ganbench.cli.models_cmd import field_comments
 from ganbench.generative import ConditionalImageGenerator, GenerativeModel, check_generated, sample_latents
 from ganbench.models.base import (TASKS, Batch, GANModel, ModelConfig, TrainContext, create_model, model_info,
                                   register_model)
-from ganbench.registries import datasets, models
+from ganbench.registry import datasets, models
 
 MODELS = models.names()
 # learn from MNIST images (+ labels) and sample from a latent prior (BiGAN/ALI learn an encoder too)

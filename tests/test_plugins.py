@@ -21,18 +21,17 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from ganbench import registries
 from ganbench.cli import main
 from ganbench.evaluation import evaluate
-from ganbench.registry import PluginError
+from ganbench.registry import PluginError, datasets, feature_extractors, metrics, models
 
 PLUGIN = Path(__file__).resolve().parents[1] / "examples" / "ganbench-example-plugin"
 DIST = "ganbench-example-plugin"
 GROUPS = {  # entry-point group -> registry
-    "ganbench.models": registries.models,
-    "ganbench.metrics": registries.metrics,
-    "ganbench.datasets": registries.datasets,
-    "ganbench.feature_extractors": registries.feature_extractors,
+    "ganbench.models": models,
+    "ganbench.metrics": metrics,
+    "ganbench.datasets": datasets,
+    "ganbench.feature_extractors": feature_extractors,
 }
 
 
@@ -105,9 +104,9 @@ def test_each_plugin_appears_in_its_registry_like_a_builtin(plugin):
 
 
 def test_plugin_modules_load_lazily(plugin):
-    assert "example-mean-distance" in registries.metrics.names()
+    assert "example-mean-distance" in metrics.names()
     assert "ganbench_example_plugin.metric" not in sys.modules  # listed, not imported
-    registries.metrics.get("example-mean-distance")
+    metrics.get("example-mean-distance")
     assert "ganbench_example_plugin.metric" in sys.modules
     assert "ganbench_example_plugin.toy_gan" not in sys.modules  # other kinds untouched
 
@@ -216,7 +215,7 @@ def test_pip_installed_plugin_in_a_fresh_process(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
                     "--no-index", "--target", str(target), str(source)], check=True, timeout=300)
     script = (
-        "from ganbench import registries as r\n"
+        "from ganbench import registry as r\n"
         "print(r.models.entry('example-toy-gan').origin, r.metrics.get('example-mean-distance').name,\n"
         "      sorted(r.datasets.metadata('example-shapes')), r.feature_extractors.get('example-pixels')().provides)\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}

@@ -169,7 +169,7 @@ def test_batch_size_independence_and_options():
 
 
 def test_registered():
-    from ganbench.registries import metrics
+    from ganbench.registry import metrics
 
     metric = metrics.get("ppl")
     assert metric.needs_generator and not metric.needs_reference and metric.higher_is_better == {"ppl": False}

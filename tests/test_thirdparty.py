@@ -21,7 +21,7 @@ from ganbench import thirdparty
 from ganbench.cli import main
 from ganbench.errors import GanbenchError, InputError, MissingFileError
 from ganbench.evaluation import evaluate
-from ganbench.registries import checkpoints
+from ganbench.registry import registered_generators
 from ganbench.weights import sha256_file
 from test_evaluation import TINY, random_images, tiny  # noqa: F401  (tiny is a fixture)
 
@@ -111,11 +111,11 @@ def gens(factory_dir, monkeypatch):
 
 @pytest.fixture(autouse=True)
 def home(tmp_path, monkeypatch):
-    """A private GANBENCH_HOME per test, with the checkpoints registry following it."""
+    """A private GANBENCH_HOME per test, with the registered-generators registry following it."""
     monkeypatch.setenv("GANBENCH_HOME", str(tmp_path / "home"))
     thirdparty.refresh()
     yield tmp_path / "home"
-    checkpoints.sync(thirdparty.ORIGIN, {})  # no registration outlives its home
+    registered_generators.sync(thirdparty.ORIGIN, {})  # no registration outlives its home
 
 
 def small(gens, seed=0, **kwargs):
@@ -165,7 +165,7 @@ def test_torchscript_register_eval_list_unregister_cli(gens, tiny, tmp_path, hom
     [row] = thirdparty.list_registered()
     assert row["name"] == "ts-gen" and row["third_party"] is True and row["format"] == "torchscript"
     assert row["z_dim"] == 8 and row["dataset"] == "digits" and row["checkpoint_sha256"] == sha256_file(ts)
-    assert "ts-gen" in checkpoints and checkpoints.metadata("ts-gen")["third_party"] is True
+    assert "ts-gen" in registered_generators and registered_generators.metadata("ts-gen")["third_party"] is True
 
     out_json = tmp_path / "rows.json"
     code, out = cli("eval", "-q", "--no-record", "-m", "fid", "-i", "ts-gen", "-r", tmp_path / "real.npy",
@@ -177,7 +177,7 @@ def test_torchscript_register_eval_list_unregister_cli(gens, tiny, tmp_path, hom
 
     code, out = cli("unregister", "ts-gen")
     assert code == 0 and "Unregistered 'ts-gen'" in out
-    assert thirdparty.list_registered() == [] and "ts-gen" not in checkpoints
+    assert thirdparty.list_registered() == [] and "ts-gen" not in registered_generators
     assert ts.exists()  # the checkpoint itself is kept
     code, out = cli("unregister", "ts-gen")
     assert code != 0 and "unknown registered generator 'ts-gen'" in one_line_error(out)
@@ -189,7 +189,7 @@ def test_state_dict_pth_via_factory_conditional(gens, tiny, tmp_path):
     row = thirdparty.register_checkpoint("cond-gen", factory=f"{MODULE}:build_conditional", weights=weights,
                                          z_dim=8, num_classes=3, dataset="digits")
     assert row["format"] == "factory" and row["num_classes"] == 3 and row["factory"] == f"{MODULE}:build_conditional"
-    model, meta = checkpoints.get("cond-gen")(device="cpu")
+    model, meta = registered_generators.get("cond-gen")(device="cpu")
     assert meta == {**meta, "model": "cond-gen", "third_party": True, "dataset": "digits",
                     "checkpoint_sha256": sha256_file(weights)}
     # the loaded weights are the saved ones: same images as the original module
@@ -233,7 +233,7 @@ def test_onnx(gens, tiny, tmp_path):
                           dynamic_axes={"z": {0: "n"}, "images": {0: "n"}}, dynamo=False)
     code, out = cli("register", "onnx-gen", "--onnx", path, "--z-dim", "8")
     assert code == 0, out
-    model, meta = checkpoints.get("onnx-gen")()
+    model, meta = registered_generators.get("onnx-gen")()
     z = torch.randn(3, 8)
     assert torch.allclose(model.generate(z), module(z), atol=1e-5)
     assert meta["format"] == "onnx" and meta["checkpoint_sha256"] == sha256_file(path)
@@ -305,7 +305,7 @@ def test_trust_pickle_loads_pickles_and_is_recorded(gens, tiny, tmp_path, home):
     assert rows["ns"]["format"] == "factory" and rows["ns"]["trust_pickle"] is True
     z = torch.randn(4, 8)
     for name in ("whole", "ns"):
-        model, _ = checkpoints.get(name)()
+        model, _ = registered_generators.get(name)()
         assert torch.allclose(model.generate(z), module(z))
 
 
@@ -323,7 +323,7 @@ def test_changed_or_missing_checkpoint_is_refused(gens, tiny, tmp_path):
     assert code != 0 and "changed since it was registered" in one_line_error(out)
     ts.unlink()
     with pytest.raises(MissingFileError, match="does not exist"):
-        checkpoints.get("ts-gen")()
+        registered_generators.get("ts-gen")()
 
 
 # ---- validation at registration ----------------------------------------------------------
@@ -346,7 +346,7 @@ def test_validation_failures_register_nothing(gens, tmp_path, home, factory, opt
     with pytest.raises(GanbenchError, match=message) as info:
         thirdparty.register_checkpoint("bad", factory=f"{MODULE}:{factory}", weights=tmp_path / "g.pth", **kwargs)
     assert "\n" not in str(info.value)
-    assert registry_text(home) is None and "bad" not in checkpoints
+    assert registry_text(home) is None and "bad" not in registered_generators
 
 
 def test_validation_failure_through_the_cli(gens, tmp_path, home):
@@ -380,7 +380,7 @@ def test_bad_arguments(gens, tmp_path, monkeypatch, kwargs, message):
 
 
 def test_names_must_not_clash(gens, tmp_path):
-    from ganbench.registries import models
+    from ganbench.registry import models
 
     ts = save_torchscript(small(gens), tmp_path / "gen.pt")
     for name, message in [("digits", "name of a dataset"), ("a/b", "bad name"), ("-x", "bad name")]:
@@ -487,7 +487,7 @@ def test_corrupt_or_invalid_registry_file_is_reported_and_kept(gens, tmp_path, h
 
 @pytest.mark.slow
 def test_a_fresh_process_reports_a_corrupt_file(tmp_path):
-    """`ganbench eval -i NAME` in a new process: the first query of the checkpoints registry."""
+    """`ganbench eval -i NAME` in a new process: the first query of the registered generators."""
     import subprocess
     import sys
 
@@ -496,7 +496,7 @@ def test_a_fresh_process_reports_a_corrupt_file(tmp_path):
     (home / thirdparty.REGISTRY_FILE).write_text("{oops")
     env = {**os.environ, "GANBENCH_HOME": str(home)}
     code = ("import ganbench.thirdparty; print('imported')\n"  # importing reads nothing
-            "from ganbench.registries import checkpoints; 'x' in checkpoints")
+            "from ganbench.registry import registered_generators; 'x' in registered_generators")
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert proc.stdout == "imported\n"
     assert proc.returncode != 0 and "invalid registry file" in proc.stderr and "not valid JSON" in proc.stderr
@@ -505,10 +505,10 @@ def test_a_fresh_process_reports_a_corrupt_file(tmp_path):
 def test_registry_follows_the_file(gens, tmp_path, home, monkeypatch):
     ts = save_torchscript(small(gens), tmp_path / "gen.pt")
     thirdparty.register_checkpoint("a", torchscript=ts, z_dim=8)
-    assert "a" in checkpoints and checkpoints.entry("a").origin == "user"
+    assert "a" in registered_generators and registered_generators.entry("a").origin == "user"
     monkeypatch.setenv("GANBENCH_HOME", str(tmp_path / "other"))
     thirdparty.refresh()
-    assert "a" not in checkpoints
+    assert "a" not in registered_generators
     monkeypatch.setenv("GANBENCH_HOME", str(home))
     thirdparty.refresh()
-    assert "a" in checkpoints
+    assert "a" in registered_generators

@@ -133,7 +133,7 @@ def format_table(rows) -> str:
 @click.command("metrics")
 def metrics_cmd():
     """List the available metrics."""
-    from ganbench.registries import metrics
+    from ganbench.registry import metrics
 
     for entry in metrics.entries():
         m = entry.load()
@@ -147,7 +147,7 @@ def metrics_cmd():
 @click.command("extractors")
 def extractors_cmd():
     """List the available feature extractors."""
-    from ganbench.registries import feature_extractors
+    from ganbench.registry import feature_extractors
 
     for entry in feature_extractors.entries():
         provides = ",".join(entry.metadata.get("provides", ()))

@@ -39,7 +39,7 @@ def field_comments(cls: type) -> dict[str, str]:
 
 def _model_records(pattern: str | None) -> list[dict]:
     from ganbench.models.base import model_info
-    from ganbench.registries import models
+    from ganbench.registry import models
 
     records = []
     for entry in models.entries():
@@ -117,7 +117,7 @@ def models_cmd(ctx, pattern, as_json):
 def show_cmd(name, dataset):
     """Paper, task and hyperparameters (with their paper defaults) of one model."""
     from ganbench.models.base import aliases, config_fields, model_info, resolve_config
-    from ganbench.registries import models
+    from ganbench.registry import models
 
     info = model_info(name)
     entry = models.entry(name)
@@ -165,7 +165,7 @@ def datasets_cmd(as_json):
     Data live in $GANBENCH_DATA_DIR (torchvision layout); datasets marked * are
     third-party plug-ins.
     """
-    from ganbench.registries import datasets
+    from ganbench.registry import datasets
 
     rows, records = [], []
     for entry in datasets.entries():

@@ -2,7 +2,7 @@
 
 Vocabulary (one name per idea, used across ganbench):
 
-* **dataset** -- a name in :data:`ganbench.registries.datasets` (``mnist``,
+* **dataset** -- a name in :data:`ganbench.registry.datasets` (``mnist``,
   ``folder:PATH``); its *loader* ``open(split, arg) -> DatasetSplit`` is registered with
   :func:`register_dataset`.
 * :class:`DatasetSplit` -- the images of one split of a dataset at native size, uint8

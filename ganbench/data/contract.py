@@ -12,7 +12,7 @@ from typing import Any, Callable
 import torch
 
 from ganbench.errors import GanbenchError, InputError
-from ganbench.registries import datasets
+from ganbench.registry import datasets
 
 SPLITS = ("train", "test")
 

@@ -6,7 +6,7 @@ import torch
 from ganbench.data.contract import SPLITS, DatasetSplit, open_split
 from ganbench.errors import InputError
 from ganbench.images import convert_uint8
-from ganbench.registries import datasets
+from ganbench.registry import datasets
 
 
 def load_images(spec: str, split: str | None = None, *, resolution: int | None = None,

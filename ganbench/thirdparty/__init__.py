@@ -6,7 +6,7 @@
 A registration is data in the user registry file ``$GANBENCH_HOME/registered-generators.json``
 (default home: the platformdirs user data dir): the checkpoint's absolute path and sha256,
 its format, the latent interface (:class:`~ganbench.generative.LatentSpec`) and the dataset
-it belongs to. The first query of :data:`ganbench.registries.checkpoints` reads the file
+it belongs to. The first query of :data:`ganbench.registry.registered_generators` reads the file
 (:func:`refresh`) and puts every registration into that registry as a factory
 ``(device="cpu") -> (GenerativeModel, metadata)``; the metadata carries ``model``,
 ``checkpoint_sha256``, ``third_party=True`` and ``dataset`` into every result row.
@@ -46,7 +46,7 @@ from typing import Any
 import ganbench
 from ganbench.errors import GanbenchError, MissingFileError, UnknownNameError
 from ganbench.generative import GenerativeModel
-from ganbench.registries import checkpoints
+from ganbench.registry import registered_generators
 from ganbench.thirdparty.checks import check_dataset, check_name, check_source, existing_file, probe
 from ganbench.thirdparty.loaders import ONNX_HINT, OnnxGenerator, is_torchscript, load_registration
 from ganbench.thirdparty.registry_file import (FORMATS, ORIGIN, OUTPUT_RANGES, REGISTRY_FILE, Registration, home_dir,
@@ -166,11 +166,11 @@ def load_registered(name: str, device: str = "cpu") -> tuple[GenerativeModel, di
 
 
 def refresh() -> None:
-    """Make :data:`ganbench.registries.checkpoints` match the registry file; that registry
+    """Make :data:`ganbench.registry.registered_generators` match the registry file; that registry
     calls it on its first query, and a long-running process calls it to see registrations
     made by others (or after ``GANBENCH_HOME`` changed)."""
     targets = {name: (functools.partial(load_registered, name), {k: v for k, v in reg.row().items() if k != "name"})
                for name, reg in read_registry().items()}
-    for entry in checkpoints.sync(ORIGIN, targets):
+    for entry in registered_generators.sync(ORIGIN, targets):
         warnings.warn(f"registered generator {entry.name!r} in {registry_path()} is shadowed by the one "
                       f"from {entry.origin}", stacklevel=2)

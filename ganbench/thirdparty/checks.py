@@ -10,7 +10,7 @@ import torch
 
 from ganbench.errors import GanbenchError, InputError, MissingFileError, UnknownNameError
 from ganbench.generative import GenerativeModel, LatentSpec, check_generated, sample_latents
-from ganbench.registries import checkpoints
+from ganbench.registry import registered_generators
 from ganbench.thirdparty.loaders import foreign_error
 from ganbench.thirdparty.registry_file import NAME_PATTERN, ORIGIN, Registration
 
@@ -23,14 +23,14 @@ def check_name(name: str, registered: dict[str, Registration], overwrite: bool) 
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
         raise GanbenchError(f"bad name {name!r}: use letters, digits, '-' and '_' (at most 64, "
                             f"starting with a letter or digit)")
-    from ganbench.registries import datasets, models
+    from ganbench.registry import datasets, models
 
     if name in datasets:
         raise GanbenchError(f"{name!r} is the name of a dataset; choose another name")
     if name in models:
         raise GanbenchError(f"{name!r} is the name of a model ({models.entry(name).origin}); choose another name")
-    if name in checkpoints and checkpoints.entry(name).origin != ORIGIN:
-        raise GanbenchError(f"{name!r} is already a generator from {checkpoints.entry(name).origin}; "
+    if name in registered_generators and registered_generators.entry(name).origin != ORIGIN:
+        raise GanbenchError(f"{name!r} is already a generator from {registered_generators.entry(name).origin}; "
                             f"choose another name")
     if name in registered and not overwrite:
         raise GanbenchError(f"{name!r} is already registered ({registered[name].path}); pass --force to "
@@ -66,7 +66,7 @@ def check_dataset(dataset: str | None) -> None:
     """``None`` or a known dataset (``"mnist"``, ``"folder:PATH"``)."""
     if dataset is None:
         return
-    from ganbench.registries import datasets
+    from ganbench.registry import datasets
 
     base = dataset.partition(":")[0]
     if base not in datasets:
