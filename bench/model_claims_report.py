@@ -1,7 +1,7 @@
-"""Short MNIST runs of the second model family, printing the numbers each paper is about.
+"""Short MNIST runs of models with a paper-specific claim, printing the numbers each paper is about.
 
-    GANBENCH_DATA_DIR=../shared/data python bench/family2_report.py [--scale 1.0] [--only infogan,sgan]
-                                                                    [--out runs/family2] [--threads 1]
+    GANBENCH_DATA_DIR=../shared/data python bench/model_claims_report.py [--scale 1.0] [--only infogan,sgan]
+                                                                         [--out runs/model-claims] [--threads 1]
 
 Per model (small networks: each model's ``tiny`` test config, or ``SMALL`` below; a few
 hundred steps, batch 64, seed 0; ``--scale`` multiplies every run's steps):
@@ -30,6 +30,7 @@ Numbers from runs this short show the mechanisms working, not the papers' result
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import tempfile
 import time
@@ -121,7 +122,8 @@ def report_encoder(name: str, steps: int, lenet, out: Path) -> dict:
         random_e = create_model(name, dataset="mnist", overrides=small(name))
     rec = reconstruction_error(result.model, test_xy[0])
     row = {"recon_mse": rec["mse"], "recon_mse_shuffled": rec["mse_shuffled"],
-           "probe_acc": probe(result.model, train_xy, test_xy), "probe_acc_random_e": probe(random_e, train_xy, test_xy)}
+           "probe_acc": probe(result.model, train_xy, test_xy),
+           "probe_acc_random_e": probe(random_e, train_xy, test_xy)}
     if name == "bicgan":
         from ganbench.models.bicgan import conditional_accuracy, encoder_class_accuracy
 
@@ -153,9 +155,9 @@ def report_msgan(steps: int, lenet, out: Path) -> dict:
 
 
 REPORTS = {"infogan": report_infogan, "sgan": report_sgan, "aae": report_aae,
-           "bigan": lambda s, l, o: report_encoder("bigan", s, l, o),
-           "ali": lambda s, l, o: report_encoder("ali", s, l, o),
-           "bicgan": lambda s, l, o: report_encoder("bicgan", s, l, o),
+           "bigan": functools.partial(report_encoder, "bigan"),
+           "ali": functools.partial(report_encoder, "ali"),
+           "bicgan": functools.partial(report_encoder, "bicgan"),
            "began": report_began, "msgan": report_msgan}
 
 
@@ -163,7 +165,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every run's steps")
     parser.add_argument("--only", default=",".join(REPORTS), help="comma-separated models")
-    parser.add_argument("--out", default="runs/family2-report", help="folder for sample grids")
+    parser.add_argument("--out", default="runs/model-claims", help="folder for sample grids")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
