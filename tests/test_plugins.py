@@ -14,7 +14,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,11 @@ from click.testing import CliRunner
 from ganbench.cli import main
 from ganbench.evaluation import evaluate
 from ganbench.registry import PluginError, datasets, feature_extractors, metrics, models
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser, from PyPI (ganbench[test])
+    import tomli as tomllib
 
 PLUGIN = Path(__file__).resolve().parents[1] / "examples" / "ganbench-example-plugin"
 DIST = "ganbench-example-plugin"
