@@ -219,7 +219,7 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
     try:
         with safe_open(str(path), framework="pt") as f:
             return {k: f.get_tensor(k) for k in f.keys()}, f.metadata() or {}
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 -- safetensors' own errors, OSError...: all mean damaged
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise GanbenchError(f"checkpoint {str(path)!r} is corrupt or truncated ({first}); "
                             f"resume from an earlier one or retrain") from None
@@ -262,7 +262,8 @@ def _read_sidecar(path: Path) -> dict[str, Any] | None:
 # ---------------------------------------------------------------------------------------
 # Whole training state
 # ---------------------------------------------------------------------------------------
-def collect_state(model: torch.nn.Module, ema: torch.nn.Module | None, ctx) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def collect_state(model: torch.nn.Module, ema: torch.nn.Module | None,
+                  ctx) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Every tensor a run needs to continue bit-exactly, and the JSON part of it."""
     tensors: dict[str, torch.Tensor] = {f"model.{k}": v for k, v in model.state_dict().items()}
     if ema is not None:
@@ -284,7 +285,8 @@ def restore_state(model: torch.nn.Module, ema: torch.nn.Module | None, ctx,
     if ema is not None:
         ema_state = _prefixed(tensors, "ema.")
         if not ema_state:
-            raise GanbenchError("the checkpoint has no EMA generator; resume without --ema or with the original settings")
+            raise GanbenchError("the checkpoint has no EMA generator; "
+                                "resume without --ema or with the original settings")
         _load_module(ema, ema_state, "EMA generator")
     saved = meta.get("optimizers", {})
     for name, opt in model.optimizers().items():

@@ -462,7 +462,8 @@ def limit(source: ImageSource, n: int | None) -> ImageSource:
     return LimitedSource(source, n)
 
 
-def iter_batches(source: ImageSource, batch_size: int, indices: range | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+def iter_batches(source: ImageSource, batch_size: int,
+                 indices: range | None = None) -> Iterator[tuple[int, torch.Tensor]]:
     """(batch index, images) over the source in order; ``indices`` selects batch indices."""
     if batch_size <= 0:
         raise GanbenchError(f"batch size must be positive, got {batch_size}")

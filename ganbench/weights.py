@@ -107,7 +107,7 @@ def resolve_weights(spec: WeightsFile, path: str | os.PathLike | None = None, *,
             cached.parent.mkdir(parents=True, exist_ok=True)
             torch.hub.download_url_to_file(spec.url, str(cached), progress=True)
             return _resolved(spec, cached, "download")
-        except Exception as exc:  # offline, proxy, HTTP error...
+        except Exception as exc:  # noqa: BLE001 -- offline, proxy, HTTP error...
             reason = f"download failed ({type(exc).__name__})"
     else:
         reason = "downloads disabled"

@@ -186,8 +186,8 @@ def _render_latex(boards: Sequence[Leaderboard], digits: int, bold_best: bool, b
         n = cells.header_count()
         spec = "".join(cells.align) + "r" * (len(cells.metric_headers) + 1)
         headers = [latex_escape(h) for h in cells.headers] + \
-            [latex_escape(name) + (r" $\uparrow$" if hib else r" $\downarrow$") for name, hib in cells.metric_headers] + \
-            ["Runs"]
+            [latex_escape(name) + (r" $\uparrow$" if hib else r" $\downarrow$")
+             for name, hib in cells.metric_headers] + ["Runs"]
         lines = [f"% {latex_escape(board.title)}", f"% {latex_escape(_note(board).replace('±', '+-'))}",
                  f"\\begin{{tabular}}{{{spec}}}", top, " & ".join(headers) + r" \\", mid]
         for text, metrics, runs in zip(cells.text, cells.cells, cells.runs):

@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
             for seed in args.seeds:
                 try:
                     run_one(model, seed, args, store)
-                except Exception as exc:  # one failing model must not lose the others' runs
+                except Exception as exc:  # noqa: BLE001 -- one failing model must not lose the others' runs
                     print(f"{model} seed {seed}: FAILED: {exc}", flush=True)
     render(args, store, command)
 

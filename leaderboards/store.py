@@ -460,7 +460,7 @@ class SQLAlchemyStore(ResultsStore):
         self.location = _redact(url)
         try:
             self.engine = sa.create_engine(url)
-        except Exception as exc:  # bad URL, missing driver
+        except Exception as exc:  # noqa: BLE001 -- bad URL, missing driver
             raise GanbenchError(f"cannot open results store {self.location}: {first_line(exc)}") from None
         types = {str: sa.Text, int: sa.BigInteger, float: sa.Float(53), bool: sa.Boolean}
         self.meta = sa.MetaData()

@@ -112,7 +112,8 @@ class BiCGAN(GANModel):
         ctx.backward_step(loss_d, self.opt_d)
         with frozen(self.discriminator):
             with ctx.autocast():
-                loss_adv = bce(self.discriminator(real, enc_latent), 0.0) + bce(self.discriminator(fake, gen_latent), 1.0)
+                loss_adv = (bce(self.discriminator(real, enc_latent), 0.0)
+                            + bce(self.discriminator(fake, gen_latent), 1.0))
                 efl = F.cross_entropy(logits.float(), batch.labels)
                 gamma = self.config.efl_weight
                 if gamma is None:

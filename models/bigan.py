@@ -203,7 +203,8 @@ class Discriminator(nn.Module):
                                        nn.Dropout(p), nn.Linear(joint, 1))
         else:
             base, widths = _conv_widths(c)
-            layers: list[nn.Module] = [nn.Dropout(p), nn.Conv2d(c.channels, widths[0], 4, 2, 1), nn.LeakyReLU(0.2, True)]
+            layers: list[nn.Module] = [nn.Dropout(p), nn.Conv2d(c.channels, widths[0], 4, 2, 1),
+                                       nn.LeakyReLU(0.2, True)]
             for cin, cout in zip(widths, widths[1:]):
                 layers += [nn.Dropout(p), nn.Conv2d(cin, cout, 4, 2, 1), nn.LeakyReLU(0.2, True)]
             self.x_branch = nn.Sequential(*layers, nn.Flatten())

@@ -123,7 +123,8 @@ class SGAN(GANModel):
         k, size = config.num_classes * config.labels_per_class, config.image_size
         # the labelled subset, slot class * labels_per_class + j (checkpointed with the run)
         self.register_buffer("labeled_images", torch.zeros(k, config.channels, size, size))
-        self.register_buffer("labeled_targets", torch.arange(config.num_classes).repeat_interleave(config.labels_per_class))
+        self.register_buffer("labeled_targets",
+                             torch.arange(config.num_classes).repeat_interleave(config.labels_per_class))
         self.register_buffer("class_counts", torch.zeros(config.num_classes, dtype=torch.long))
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
 

@@ -357,9 +357,9 @@ class StackGAN(GANModel):
         stage = self.stage(step)
         phase_step = step if stage == 1 else step - c.stage1_steps
         if stage == 1:
-            net_g, net_d, opt_g, opt_d = g.stage1, self.discriminator1, self.opt_g1, self.opt_d1
+            net_d, opt_g, opt_d = self.discriminator1, self.opt_g1, self.opt_d1
         else:
-            net_g, net_d, opt_g, opt_d = g.stage2, self.discriminator2, self.opt_g2, self.opt_d2
+            net_d, opt_g, opt_d = self.discriminator2, self.opt_g2, self.opt_d2
         for opt, base in ((opt_g, c.lr_g), (opt_d, c.lr_d)):
             for group in opt.param_groups:
                 group["lr"] = phase_lr(base, phase_step, c.lr_decay_steps)

@@ -133,7 +133,8 @@ def test_non_standard_weights_get_their_own_table(tmp_path):
     odd = next(b for b in boards if "NON-STANDARD" in b.title)
     assert "sha256 00000000" in odd.title and odd.frame["model"].tolist() == ["A"]
     normal = next(b for b in boards if b is not odd)
-    assert [c.name for c in odd.columns] == ["fid@00000000"] and [c.name for c in normal.columns] == ["fid@6726825d", "isc"]
+    assert [c.name for c in odd.columns] == ["fid@00000000"]
+    assert [c.name for c in normal.columns] == ["fid@6726825d", "isc"]
     assert by_model(normal).loc["A", "fid@6726825d"] == 12.0 and "standard weights (sha256 6726825d)" in normal.title
 
 

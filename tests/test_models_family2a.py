@@ -305,7 +305,7 @@ def test_vae_elbo_improves(decoder):
     model = create_model("vae", image_size=16, hidden=64, z_dim=8, decoder=decoder, optimizer="adam", lr=2e-3,
                          init_std=0.05)
     logs = run_steps(model, 60, 16)
-    assert all(math.isfinite(l["elbo"]) for l in logs)
+    assert all(math.isfinite(log["elbo"]) for log in logs)
     assert logs[-1]["elbo"] > logs[0]["elbo"] + 0.1 * abs(logs[0]["elbo"])
     assert logs[-1]["kl"] > 0
     with torch.no_grad():

@@ -65,7 +65,7 @@ def _torchvision(cls_name: str, name: str, files: list[str], split: str):
             raise _missing(name, files, "unset GANBENCH_OFFLINE to download them") from None
     try:
         return cls(root, train=train, download=True)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 -- network, HTTP, checksum: all mean "not downloaded"
         raise _missing(name, files, f"check the network (download failed: {type(exc).__name__})") from None
 
 
@@ -134,7 +134,7 @@ def _celeba(split: str, arg: str | None) -> DatasetSplit:
 
         try:
             torchvision.datasets.CelebA(str(root), split="train", download=True)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 -- network, HTTP, checksum: all mean "not downloaded"
             raise _missing("celeba", files, f"download them by hand (download failed: {type(exc).__name__})") from None
     wanted = "0" if split == "train" else "2"  # partition 1 (validation) is left out
     paths = []
