@@ -37,15 +37,24 @@ def make_row(**overrides):
     return row
 
 
+@pytest.fixture(params=["sqlite", "sqlalchemy"])
+def store(request, tmp_path, require_extra):
+    """An empty store in tmp_path/r.sqlite: the SQLite store, or the same file through SQLAlchemy."""
+    if request.param == "sqlalchemy":
+        require_extra("sqlalchemy", extra="sql")
+        return open_store(f"sqlite+pysqlite:///{tmp_path / 'r.sqlite'}")
+    return open_store(tmp_path / "r.sqlite")
+
+
 def test_columns_and_row_factory_agree():
     assert list(make_row()) == list(COLUMNS)
 
 
-def test_roundtrip_types_and_filters(tmp_path):
-    store = open_store(tmp_path / "r.sqlite")
+def test_roundtrip_types_and_filters(store, tmp_path):
     assert not store.exists() and len(store) == 0
     assert store.load().columns.tolist() == list(COLUMNS)  # missing store: empty, nothing created
-    assert not (tmp_path / "r.sqlite").exists()
+    # nothing created, except the empty file the sqlite3 driver makes when SQLAlchemy connects
+    assert (tmp_path / "r.sqlite").exists() == isinstance(store, SQLAlchemyStore)
 
     rows = [make_row(model="dcgan", value=10.0), make_row(model="wgan_gp", value=7.25, step=None, seed=None),
             make_row(model="dcgan", dataset="fashion_mnist:test", value=30.0),
@@ -69,8 +78,7 @@ def test_roundtrip_types_and_filters(tmp_path):
         store.load(modle="dcgan")
 
 
-def test_append_only_rerun_adds_rows(tmp_path):
-    store = open_store(tmp_path / "r.sqlite")
+def test_append_only_rerun_adds_rows(store):
     store.append([make_row(value=1.0)])
     store.append([make_row(value=2.0)])  # same run_id and model: kept side by side
     assert store.load()["value"].tolist() == [1.0, 2.0]
@@ -94,8 +102,7 @@ def test_default_location_follows_env(tmp_path, monkeypatch):
     (lambda r: r.update(timestamp="yesterday"), "ISO 8601"),
     (lambda r: r.update(tags="[1]"), "tags must be a JSON object"),
 ])
-def test_invalid_rows_are_refused_and_nothing_is_written(tmp_path, change, message):
-    store = open_store(tmp_path / "r.sqlite")
+def test_invalid_rows_are_refused_and_nothing_is_written(store, change, message):
     bad = make_row(run_id="bad")
     change(bad)
     with pytest.raises(GanbenchError, match=message):
@@ -220,22 +227,16 @@ def test_other_sqlite_database_is_refused(tmp_path):
         open_store(path).load()
 
 
-def test_database_url_needs_sqlalchemy(tmp_path):
-    try:
-        import sqlalchemy  # noqa: F401
-    except ImportError:
-        with pytest.raises(GanbenchError, match=r"needs SQLAlchemy: pip install 'ganbench\[sql\]'"):
-            open_store("postgresql://user:secret@db.example/results")
-        return
-    store = open_store(f"sqlite+pysqlite:///{tmp_path / 'sa.sqlite'}")
-    assert isinstance(store, SQLAlchemyStore)
-    assert store.load().empty
-    store.append([make_row(value=1.0), make_row(model="b", value=2.0, step=None)])
-    with pytest.raises(GanbenchError, match="missing required"):
-        store.append([make_row(value=3.0), {"model": "x"}])
-    df = store.load(dataset="mnist", model="b")
-    assert df["value"].tolist() == [2.0] and pd.isna(df["step"].iloc[0])
-    assert len(store.load()) == 2 and store.load()["third_party"].dtype == bool
+def test_database_url_needs_sqlalchemy(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sqlalchemy", None)  # import fails
+    with pytest.raises(GanbenchError, match=r"needs SQLAlchemy: pip install 'ganbench\[sql\]'"):
+        open_store("postgresql://user:secret@db.example/results")
+
+
+def test_database_urls_open_an_sqlalchemy_store(tmp_path, require_extra):
+    require_extra("sqlalchemy", extra="sql")
+    assert isinstance(open_store(f"sqlite+pysqlite:///{tmp_path / 'sa.sqlite'}"), SQLAlchemyStore)
+    assert isinstance(open_store(f"sqlite:///{tmp_path / 'r.sqlite'}?timeout=5"), SQLAlchemyStore)
 
 
 # --------------------------------------------------------------------------- stores that cannot be written
