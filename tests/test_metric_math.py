@@ -256,7 +256,7 @@ def test_dc_identical_and_disjoint():
 @pytest.mark.parametrize("name", MINE)
 def test_registered_metric_contract(name):
     metric = metric_registry.get(name)
-    assert metric.name == name and metric.version == 1
+    assert metric.name == name
     assert metric.min_samples(dict(metric.defaults)) >= 1
     assert metric.higher_is_better
     x = low_rank_features(60, 12, seed=14)
@@ -268,6 +268,44 @@ def test_registered_metric_contract(name):
     assert set(metric.higher_is_better) <= set(out)
     assert all(isinstance(v, float) and np.isfinite(v) for v in out.values())
     assert all(k[:-4] in out for k in out if k.endswith("_std"))
+
+
+@pytest.mark.parametrize("name", metric_registry.names())
+def test_every_metric_declares_a_version(name):
+    version = metric_registry.get(name).version
+    assert isinstance(version, int) and not isinstance(version, bool) and version >= 1
+
+
+# Values computed by hand, pinned to the metric version they hold for: a change to a metric's
+# numbers must bump its version (which changes the protocol, so old and new results are never
+# ranked together) and then the value here.
+_X = [[1.0, 0.0], [-1.0, 0.0], [0.0, 2.0], [0.0, -2.0]]  # mean 0, unbiased variances 2/3 and 8/3
+PINNED = {  # name: (version, features, reference features, options, expected)
+    # |(5, 0)|^2 + (2/3 + 6 - 2 sqrt(2/3 * 6)) + (8/3 + 24 - 2 sqrt(8/3 * 24)) for Y = 3X + (5, 0)
+    "fid": (1, {"pool": _X}, {"pool": [[3 * a + 5, 3 * b] for a, b in _X]}, {}, {"fid": 115 / 3}),
+    # both rows have KL 0.8 ln(0.8/0.5) + 0.2 ln(0.2/0.5) to the marginal (1/2, 1/2)
+    "isc": (1, {"logits": np.log([[0.8, 0.2], [0.2, 0.8]])}, None, {"splits": 1},
+            {"isc": 1.6**0.8 * 0.4**0.2, "isc_std": 0.0}),
+    # k(a, b) = (ab + 1)^3, one subset of both points: k(0, 1) + k(1, 2) - 2 (1 + 1 + 8 + 27) / 4
+    "kid": (1, {"pool": [[0.0], [1.0]]}, {"pool": [[1.0], [2.0]]}, {"subsets": 1, "subset_size": 2},
+            {"kid": 9.5, "kid_std": 0.0}),
+    # k=1 radii of real 0, 1, 10: 1, 1, 9; fake 0.5 is in 0's ball, 20 in none; fake radii 19.5
+    # cover every real point
+    "pr": (1, {"pool": [[0.5], [20.0]]}, {"pool": [[0.0], [1.0], [10.0]]}, {"k": 1},
+           {"precision": 0.5, "recall": 1.0}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PINNED))
+def test_metric_numbers_are_pinned_to_its_version(name):
+    version, feats, ref, options, expected = PINNED[name]
+    metric = metric_registry.get(name)
+    as_tensors = lambda d: {k: torch.tensor(v, dtype=torch.float64) for k, v in d.items()}  # noqa: E731
+    out = metric.compute(as_tensors(feats), ref and as_tensors(ref), generator=torch.Generator().manual_seed(0),
+                         **options)
+    assert metric.version == version, f"{name} is at version {metric.version}: recompute PINNED[{name!r}] by hand"
+    assert {k: out[k] for k in expected} == pytest.approx(expected, rel=1e-9, abs=1e-12), \
+        f"the numbers of {name} changed: bump its version, then update PINNED[{name!r}]"
 
 
 def test_registered_metrics_names_and_seeds():
