@@ -23,16 +23,21 @@ class UnknownNameError(GanbenchError, KeyError):
     def __init__(self, kind: str, name: str, known: Iterable[str]):
         known = sorted(known)
         self.kind, self.name, self.known = kind, name, known
-        close = difflib.get_close_matches(name, known, n=1)
-        if not close:  # a misspelt prefix of a long name ("incepton" -> "inception-v3-compat")
-            heads = {k[:len(name) + 1]: k for k in known}
-            close = [heads[h] for h in difflib.get_close_matches(name, list(heads), n=1, cutoff=0.75)]
-        hint = f" Did you mean {close[0]!r}?" if close else ""
         listing = ", ".join(known) if known else "(none registered)"
-        super().__init__(f"unknown {kind} {name!r}.{hint} Known {kind}s: {listing}")
+        super().__init__(f"unknown {kind} {name!r}.{did_you_mean(name, known)} Known {kind}s: {listing}")
 
     def __str__(self) -> str:  # KeyError would quote the message
         return self.args[0]
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`` Did you mean 'x'?`` for the closest of ``known`` to ``name``, or "" when none is close."""
+    known = list(known)
+    close = difflib.get_close_matches(name, known, n=1)
+    if not close:  # a misspelt prefix of a long name ("incepton" -> "inception-v3-compat")
+        heads = {k[:len(name) + 1]: k for k in known}
+        close = [heads[h] for h in difflib.get_close_matches(name, list(heads), n=1, cutoff=0.75)]
+    return f" Did you mean {close[0]!r}?" if close else ""
 
 
 class InputError(GanbenchError, ValueError):

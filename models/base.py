@@ -77,6 +77,7 @@ from typing import Any, Callable, ClassVar
 import torch
 from torch import nn
 
+from ganbench.coercion import read_value
 from ganbench.errors import GanbenchError, UnknownNameError, first_line
 from ganbench.generative import GenerativeModel, LatentSpec
 from ganbench.registry import models
@@ -117,60 +118,9 @@ def _type_name(hint: Any) -> str:
 
 
 def coerce(value: Any, hint: Any, *, what: str) -> Any:
-    """Convert ``value`` (a CLI string or a JSON value) to type ``hint``.
-
-    Supported: int, float, bool, str, ``X | None`` ("none"), ``tuple[X, ...]``
-    (comma-separated), ``Literal[...]``.
-    """
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        if type(None) in args and (value is None or (isinstance(value, str) and value.lower() in ("none", "null"))):
-            return None
-        inner = [a for a in args if a is not type(None)]
-        errors = []
-        for a in inner:
-            try:
-                return coerce(value, a, what=what)
-            except GanbenchError as exc:
-                errors.append(str(exc))
-        raise GanbenchError(errors[0] if errors else f"{what}: bad value {value!r}")
-    if origin is typing.Literal:
-        for a in args:
-            if value == a or (isinstance(value, str) and str(a) == value):
-                return a
-        raise GanbenchError(f"{what} must be one of {', '.join(map(repr, args))}, got {value!r}")
-    if origin is tuple:
-        items = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
-        elem = args[0] if args else str
-        if len(args) == 2 and args[1] is Ellipsis or len(args) <= 1:
-            return tuple(coerce(v, elem, what=what) for v in items)
-        if len(items) != len(args):
-            raise GanbenchError(f"{what} expects {len(args)} comma-separated values, got {value!r}")
-        return tuple(coerce(v, a, what=what) for v, a in zip(items, args))
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
-            return True
-        if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
-            return False
-        raise GanbenchError(f"{what} expects true/false, got {value!r}")
-    if hint in (int, float):
-        if isinstance(value, bool):
-            raise GanbenchError(f"{what} expects {hint.__name__}, got {value!r}")
-        try:
-            if hint is int:
-                if isinstance(value, float) and not value.is_integer():
-                    raise ValueError
-                return int(value) if not isinstance(value, str) else int(value.strip())
-            return float(value)
-        except (TypeError, ValueError):
-            raise GanbenchError(f"{what} expects {hint.__name__}, got {value!r}") from None
-    if hint is str:
-        return str(value)
-    if isinstance(hint, type) and isinstance(value, hint):
-        return value
-    raise GanbenchError(f"{what}: cannot set a value of type {_type_name(hint)} from {value!r}")
+    """Convert ``value`` (a CLI string or a JSON value) to type ``hint``: the one options
+    layer, :func:`ganbench.coercion.read_value`."""
+    return read_value(value, hint, what=what)
 
 
 # words in an int field's name that make it a width or size (>= 1 when its default is)
