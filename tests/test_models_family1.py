@@ -202,11 +202,9 @@ def test_acgan_draws_the_requested_class_on_mnist(data_dir):
     conditioned on far more often than chance; with shuffled labels it does not."""
     from ganbench.generative import sample_latents
     from ganbench.images import float_to_uint8
-    from ganbench.metrics.lenet import classifier_accuracy, lenet_mnist, weights_path
+    from ganbench.metrics.lenet import classifier_accuracy, lenet_mnist
     from ganbench.training import train
 
-    if not weights_path("lenet-mnist").is_file():
-        pytest.skip("metrics/weights/lenet-mnist.safetensors is not there yet")
     info = model_info("acgan")  # the registered test settings: narrow nets, a faster lr
     result = train("acgan", "mnist", steps=info.test_steps, batch_size=64, seed=0, progress=False,
                    overrides=info.tiny)

@@ -30,11 +30,9 @@ def run_steps(model, steps: int, size: int, batch: int = 32, seed: int = 0) -> l
     return logs
 
 
-def lenet_or_skip():
-    from ganbench.metrics.lenet import lenet_mnist, weights_path
+def shipped_lenet_mnist():
+    from ganbench.metrics.lenet import lenet_mnist
 
-    if not weights_path("lenet-mnist").is_file():
-        pytest.skip("metrics/weights/lenet-mnist.safetensors is not there yet")
     return lenet_mnist()
 
 
@@ -190,7 +188,7 @@ def test_code_purity_finds_the_best_code_to_class_mapping(data_dir):
     purity ~ 1 with that mapping; one ignoring its code has purity ~ 1 / 10."""
     from ganbench.models.infogan import Generator, InfoGANConfig, categorical_code_purity
 
-    lenet = lenet_or_skip()
+    lenet = shipped_lenet_mnist()
     x, y = mnist_test(2000)
 
     class Drawn(Generator):
@@ -214,7 +212,7 @@ def test_infogan_categorical_code_separates_digit_classes(data_dir):
     from ganbench.models.infogan import categorical_code_purity
     from ganbench.training import train
 
-    lenet = lenet_or_skip()
+    lenet = shipped_lenet_mnist()
     result = train("infogan", "mnist", steps=250, batch_size=32, seed=0, progress=False, overrides=INFOGAN_FAST)
     report = categorical_code_purity(result.generator, lenet, per_code=50)
     assert report["purity"] > 0.4, report

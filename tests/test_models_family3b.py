@@ -27,10 +27,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # small models: see conftest
 
 def lenet_and_real(n: int = 1000):
     from ganbench.data import load_images
-    from ganbench.metrics.lenet import lenet_mnist, weights_path
+    from ganbench.metrics.lenet import lenet_mnist
 
-    if not weights_path("lenet-mnist").is_file():
-        pytest.skip("metrics/weights/lenet-mnist.safetensors is not there yet")
     extractor = lenet_mnist()
     real, _ = load_images("mnist", "test", limit=n)
     return extractor, extractor(real)["pool"]
