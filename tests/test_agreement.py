@@ -1,20 +1,23 @@
 """ganbench and torch-fidelity give the same numbers on the same images and weights.
 
-Both get the same real MNIST images (as uint8 tensors) and the same seeded (non-official)
-Inception-v3 / VGG16 weights. Tolerance: 1e-3 relative for every metric. What we reach
-is far tighter (about 1e-5 for FID and KID; IS, precision and recall are identical):
-the two extractors agree to ~3e-5 of the feature scale (float32 rounding, BN folded into
-the convolutions in ganbench), and the metric maths to ~1e-9 (ganbench runs float64).
+Both get the same real images (scikit-learn's bundled digits as uint8 tensors, so nothing
+needs downloading) and the same seeded (non-official) Inception-v3 / VGG16 weights. The
+tolerances (relative) are ten times or more the differences measured on these inputs:
+FID 1.3e-6, IS mean 2e-7 (std 1.2e-4), KID mean 7e-6 (std 5e-5), precision and recall equal
+up to torch-fidelity's float32 (4e-8). The two extractors agree to ~3e-5 of the feature scale
+(float32 rounding, BN folded into the convolutions in ganbench), the metric maths to ~1e-9
+(ganbench runs float64); the spread over few splits/subsets amplifies the stds' difference.
 """
 from __future__ import annotations
 
 import pytest
 import torch
+import torch_fidelity
 from torch.utils.data import Dataset
 
 from ganbench.evaluation import evaluate
 
-torch_fidelity = pytest.importorskip("torch_fidelity")
+TOLERANCE = {"fid": 2e-5, "isc": 1e-5, "isc_std": 2e-3, "kid": 1e-4, "kid_std": 1e-3, "pr": 1e-6}
 
 
 class Uint8Images(Dataset):
@@ -29,25 +32,26 @@ class Uint8Images(Dataset):
 
 
 @pytest.fixture(scope="module")
-def mnist_pair(data_dir):
+def digits_pair():
+    """(fake, real): uint8 (50, 3, 8, 8) scikit-learn digits, bundled, so no download is needed."""
     from ganbench.data import load_images
 
-    images, _ = load_images("mnist", split="test")
+    images, _ = load_images("digits", split="train")
     real = images[:50].expand(-1, 3, -1, -1).contiguous()
     # "generated" images: other digits, shifted and noised so the sets clearly differ
     gen = torch.Generator().manual_seed(0)
     other = images[1000:1050].expand(-1, 3, -1, -1).float()
-    other = torch.roll(other, shifts=2, dims=3) + torch.randn(other.shape, generator=gen) * 30
+    other = torch.roll(other, shifts=1, dims=3) + torch.randn(other.shape, generator=gen) * 15
     fake = other.clamp(0, 255).round().to(torch.uint8)
     return fake, real
 
 
-def _close(ours, theirs, rel=1e-3):
-    assert ours == pytest.approx(theirs, rel=rel, abs=1e-6), (ours, theirs)
+def _close(ours, theirs, what):
+    assert ours == pytest.approx(theirs, rel=TOLERANCE[what], abs=0), (what, ours, theirs)
 
 
-def test_fid_isc_kid_pr_match_torch_fidelity(mnist_pair, inception_weights):
-    fake, real = mnist_pair
+def test_fid_isc_kid_pr_match_torch_fidelity(digits_pair, inception_weights):
+    fake, real = digits_pair
     theirs = torch_fidelity.calculate_metrics(
         input1=Uint8Images(fake), input2=Uint8Images(real), cuda=False, batch_size=25,
         isc=True, fid=True, kid=True, isc_splits=5, kid_subsets=10, kid_subset_size=25,
@@ -60,26 +64,27 @@ def test_fid_isc_kid_pr_match_torch_fidelity(mnist_pair, inception_weights):
                     device="cpu", progress=False, use_cache=False, options={
                         "isc": {"splits": 5, "rng": "torch-fidelity", "seed": 2020},
                         "kid": {"subsets": 10, "subset_size": 25, "rng": "torch-fidelity", "seed": 2020}})
-    assert theirs["frechet_inception_distance"] > 1.0  # the sets differ: a real comparison
-    _close(ours.value("fid"), theirs["frechet_inception_distance"])
-    _close(ours.value("isc"), theirs["inception_score_mean"])
-    _close(ours.std("isc"), theirs["inception_score_std"])
-    _close(ours.value("kid"), theirs["kernel_inception_distance_mean"])
-    _close(ours.std("kid"), theirs["kernel_inception_distance_std"])
-    _close(ours.value("precision"), theirs_pr["precision"], rel=1e-6)
-    _close(ours.value("recall"), theirs_pr["recall"], rel=1e-6)
+    # the sets differ but overlap: a real comparison for every metric
+    assert theirs["frechet_inception_distance"] > 1.0 and 0 < theirs_pr["precision"] < 1
+    _close(ours.value("fid"), theirs["frechet_inception_distance"], "fid")
+    _close(ours.value("isc"), theirs["inception_score_mean"], "isc")
+    _close(ours.std("isc"), theirs["inception_score_std"], "isc_std")
+    _close(ours.value("kid"), theirs["kernel_inception_distance_mean"], "kid")
+    _close(ours.std("kid"), theirs["kernel_inception_distance_std"], "kid_std")
+    _close(ours.value("precision"), theirs_pr["precision"], "pr")
+    _close(ours.value("recall"), theirs_pr["recall"], "pr")
     # the provenance says these are not the official weights
     assert not ours.standard and ours.rows[0]["weights_sha256"]
 
 
-def test_precision_recall_vgg16_matches_torch_fidelity(mnist_pair, vgg16_weights):
-    fake, real = mnist_pair
+def test_precision_recall_vgg16_matches_torch_fidelity(digits_pair, vgg16_weights):
+    fake, real = digits_pair
     fake, real = fake[:20], real[:20]
     theirs = torch_fidelity.calculate_metrics(
         input1=Uint8Images(fake), input2=Uint8Images(real), cuda=False, batch_size=20, prc=True,
         feature_extractor_weights_path=str(vgg16_weights), cache=False, verbose=False)
     ours = evaluate(fake, real, ["pr-vgg16"], extra_weights={"vgg16": vgg16_weights}, batch_size=20,
                     device="cpu", progress=False, use_cache=False)
-    _close(ours.value("precision_vgg16"), theirs["precision"], rel=1e-6)
-    _close(ours.value("recall_vgg16"), theirs["recall"], rel=1e-6)
+    _close(ours.value("precision_vgg16"), theirs["precision"], "pr")
+    _close(ours.value("recall_vgg16"), theirs["recall"], "pr")
     assert ours.rows[0]["extractor"] == "vgg16"
