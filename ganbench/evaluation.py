@@ -1,27 +1,29 @@
-"""The evaluation runner: resolve inputs, plan the features, one pass, every metric.
+"""The evaluation runner: plan, one feature pass, every metric, rows.
 
     >>> from ganbench.evaluation import evaluate
     >>> result = evaluate("runs/dcgan/checkpoint.safetensors", "mnist:test",
     ...                   metrics=["fid", "kid", "pr"], extractor="lenet-mnist", num_samples=10_000)
     >>> result.value("fid")
 
-The plan is the union of what the requested metrics need: each feature extractor is
-built once, each input is read once and every batch goes through every extractor
-(:func:`ganbench.features.extract`). Every number comes back as a row carrying its
-protocol (extractor, weights sha256, preprocessing, sample counts, reference, metric
-version and options), so numbers computed under different protocols are never ranked
-together.
+:func:`evaluate` reads top to bottom: :func:`make_plan` validates the metrics, their options
+and the extractors they need before any image is read; :func:`build_extractors` builds each
+extractor once; :func:`extract_features` reads each input once (every batch goes through every
+extractor, :func:`ganbench.features.extract`); :func:`compute_metric` gives each metric's
+:class:`MetricResult`; :func:`metric_rows` turns it into result-store rows carrying their
+protocol (extractor, weights sha256,
+preprocessing, sample counts, reference, metric version and options), so numbers computed
+under different protocols are never ranked together.
+
+Under ``torchrun`` the caller starts the process group (the CLI does, with
+:func:`ganbench.features.join_process_group`); the feature pass then shards its batches.
 """
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import subprocess
 import time
-import uuid
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -29,11 +31,16 @@ import torch
 
 import ganbench
 from ganbench.errors import GanbenchError, InputError
+from ganbench.features import PIXELS, distributed, extract
+from ganbench.leaderboards.store import canonical_json, make_protocol, new_run_id, utc_now
+from ganbench.metrics.base import Metric, MetricResult
 from ganbench.registry import feature_extractors, metrics as metric_registry
 from ganbench.sources import ImageSource, limit, resolve_source
 
 DEFAULT_EXTRACTOR = "inception-v3-compat"
 DEFAULT_GENERATOR_SAMPLES = 10_000
+# provenance of a metric computed on pixels (L1, PSNR): no network, no weights to be non-standard
+PIXEL_EXTRACTOR = {"extractor": "pixels", "weights_sha256": None, "weights_standard": True, "resize": ""}
 
 
 @dataclass
@@ -77,21 +84,255 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def maybe_init_distributed(device: str) -> None:
-    """Join the process group when started by ``torchrun`` (WORLD_SIZE > 1)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return
-    dist = torch.distributed
-    if dist.is_available() and not dist.is_initialized():
-        backend = "nccl" if str(device).startswith("cuda") else "gloo"
-        if backend == "nccl":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group(backend)
+# -- the plan --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PlannedMetric:
+    """One requested metric with its options read and the extractor whose features it uses."""
+
+    metric: Metric
+    options: dict[str, Any]  # every option, read as its type (Metric.read_options)
+    extractor: str | None  # None: it needs no extractor (pixels, or the generator itself)
+
+    @property
+    def name(self) -> str:
+        return self.metric.name
 
 
-def _rank() -> int:
-    dist = torch.distributed
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+@dataclass(frozen=True)
+class Plan:
+    """What one evaluation computes, validated before any image is read."""
+
+    metrics: tuple[PlannedMetric, ...]
+
+    @property
+    def needs_reference(self) -> bool:
+        return any(m.metric.needs_reference for m in self.metrics)
+
+    @property
+    def needs_targets(self) -> bool:
+        return any(m.metric.needs_targets for m in self.metrics)
+
+    def features(self, *, reference: bool = False) -> dict[str, set[str]]:
+        """{extractor: the union of the features its metrics need} (of the reference: only
+        those of metrics that compare with it)."""
+        wanted: dict[str, set[str]] = {}
+        for m in self.metrics:
+            if m.extractor and (m.metric.needs_reference or not reference):
+                wanted.setdefault(m.extractor, set()).update(m.metric.features)
+        return wanted
+
+
+def make_plan(names: Iterable[str], options: dict[str, dict[str, Any]] | None,
+              extractor: str = DEFAULT_EXTRACTOR) -> Plan:
+    """The requested metrics (duplicates dropped), each with its options read and the
+    extractor it reads; unknown metrics or extractors, options for metrics not requested
+    and unknown options raise."""
+    names, options = list(dict.fromkeys(names)), options or {}
+    if not names:
+        raise GanbenchError("no metric requested; choose from: " + ", ".join(metric_registry.names()))
+    for unknown in set(options) - set(names):
+        raise GanbenchError(f"options given for metric {unknown!r}, which was not requested")
+    planned = []
+    for name in names:
+        metric = metric_registry.get(name)
+        uses = (metric.extractor or extractor) if metric.features else None
+        if uses is not None:
+            feature_extractors.get(uses)  # an unknown name fails here, before any image is read
+        planned.append(PlannedMetric(metric, metric.read_options(options.get(name)), uses))
+    return Plan(tuple(planned))
+
+
+# -- the inputs ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Inputs:
+    """The images of one evaluation."""
+
+    fake: ImageSource  # what is evaluated
+    real: ImageSource | None  # the reference, when a metric needs one
+    targets: torch.Tensor | None  # uint8 (N, 3, H, W) ground truth of each translation (paired metrics)
+
+
+def resolve_inputs(plan: Plan, input: Any, reference: Any, *, num_samples: int | None,
+                   num_reference: int | None, seed: int, device: str, source: str | None) -> Inputs:
+    fake = resolve_source(input, num_samples=DEFAULT_GENERATOR_SAMPLES if num_samples is None else num_samples,
+                          seed=seed, device=device, source=source)
+    fake = limit(fake, num_samples)
+    real = None
+    if plan.needs_reference:
+        if reference is None:
+            which = ", ".join(m.name for m in plan.metrics if m.metric.needs_reference)
+            raise InputError(f"{which} need(s) a reference: pass --reference (e.g. mnist:test)")
+        real = limit(resolve_source(reference, num_samples=num_reference, seed=seed + 1, device=device),
+                     num_reference)
+    return Inputs(fake, real, fake.paired_targets() if plan.needs_targets else None)
+
+
+def check_inputs(plan: Plan, inputs: Inputs) -> None:
+    """Refuse inputs a metric cannot use: too few samples, no generator, no ground truth."""
+    for m in plan.metrics:
+        _check_sample_counts(m, inputs)
+        _check_input_kind(m.metric, inputs)
+
+
+def _check_sample_counts(m: PlannedMetric, inputs: Inputs) -> None:
+    need = m.metric.min_samples(m.options)
+    sides = ([] if m.metric.needs_generator else [("input", inputs.fake)]) + (
+        [("reference", inputs.real)] if m.metric.needs_reference else [])
+    for side, src in sides:
+        if src is not None and len(src) < need:
+            raise InputError(f"{m.name} needs at least {need} samples per input but the {side} "
+                             f"has {len(src)}; give more samples or lower its options ({_opts_text(m.options)})")
+
+
+def _check_input_kind(metric: Metric, inputs: Inputs) -> None:
+    fake, translated = inputs.fake, inputs.fake.provenance().get("translation_source")
+    if metric.needs_generator and translated is not None:
+        raise InputError(f"{metric.name} samples a generator from noise; an image-conditioned generator is "
+                         f"evaluated on its translations (fid, kid, pr, ...)")
+    if metric.needs_generator and not fake.is_generator:
+        raise InputError(f"{metric.name} samples the generator itself: the input must be a generator "
+                         f"(checkpoint or registered name), not {fake.descriptor!r}")
+    if metric.needs_targets and inputs.targets is None and translated is None:
+        raise InputError(f"{metric.name} compares each output with its ground truth: the input must be an "
+                         f"image-conditioned generator (pix2pix, CycleGAN, GPEN) translating a paired "
+                         f"dataset split, not {fake.descriptor!r}")
+    if metric.needs_targets and inputs.targets is None:
+        raise InputError(f"{metric.name} compares each translation with its ground truth, but the source "
+                         f"{translated!r} has none: use a paired split, e.g. --source mnist-edges:test")
+
+
+# -- the one feature pass ----------------------------------------------------------------------
+Extractors = dict[str, tuple[torch.nn.Module, tuple[str, ...]]]  # {name: (module, features wanted)}
+
+
+def build_extractors(plan: Plan, *, extractor: str, weights: Any, extra_weights: dict[str, Any],
+                     device: str) -> Extractors:
+    """Each extractor the plan needs, built once, checked to give the features asked of it."""
+    modules: Extractors = {}
+    for name, feats in plan.features().items():
+        path = weights if name == extractor else extra_weights.get(name)
+        module = feature_extractors.get(name)(weights=path, device=device)
+        missing = set(feats) - set(module.provides)
+        if missing:
+            users = [m.name for m in plan.metrics if m.extractor == name and set(m.metric.features) & missing]
+            raise GanbenchError(f"extractor {name!r} does not provide {sorted(missing)} needed by "
+                                f"{', '.join(users)} (it provides {list(module.provides)})")
+        modules[name] = (module, tuple(sorted(feats)))
+    return modules
+
+
+@dataclass(frozen=True)
+class Features:
+    """What the one pass gave: {extractor: {feature: float32 (N, D)}} per input, and the
+    input's own images when paired metrics compare them with their targets."""
+
+    fake: dict[str, dict[str, torch.Tensor]]
+    real: dict[str, dict[str, torch.Tensor]]
+    outputs: torch.Tensor | None  # uint8 (N, 3, H, W), aligned with Inputs.targets
+
+
+def extract_features(plan: Plan, inputs: Inputs, modules: Extractors, *, batch_size: int, device: str,
+                     use_cache: bool, progress: bool) -> Features:
+    real_modules = {name: modules[name] for name in plan.features(reference=True)}
+    keep = plan.needs_targets
+    _check_memory([(inputs.fake, modules, keep), (inputs.real, real_modules, False)], device)
+    if not (modules or keep):
+        return Features({}, {}, None)
+    common = dict(batch_size=batch_size, device=device, use_cache=use_cache, progress=progress)
+    fake = extract(inputs.fake, modules, label="input", keep_images=keep, **common)
+    outputs = fake.pop(PIXELS)["images"] if keep else None
+    real = extract(inputs.real, real_modules, label="reference", **common) if inputs.real is not None else {}
+    return Features(fake, real, outputs)
+
+
+# -- the metrics --------------------------------------------------------------------------------
+def compute_metric(m: PlannedMetric, inputs: Inputs, features: Features, modules: Extractors, *, seed: int,
+                   device: str, batch_size: int, extra_weights: dict[str, Any]) -> MetricResult:
+    """One metric's result, its ``extractor`` provenance filled in."""
+    metric, generator = m.metric, torch.Generator().manual_seed(seed)
+    if metric.needs_generator:
+        out = MetricResult.of(metric.compute(inputs.fake.model, generator=generator, device=device,
+                                             batch_size=batch_size, weights=extra_weights.get(m.name), **m.options))
+        unknown = {"extractor": m.name, "weights_sha256": None, "weights_standard": False, "input_size": None,
+                   "resize": ""}  # a metric that does not say which network it ran
+        return out if out.extractor else replace(out, extractor=unknown)
+    extra: dict[str, Any] = {"labels": inputs.fake.class_labels()} if metric.needs_labels else {}
+    if metric.needs_targets:
+        extra.update(outputs=features.outputs, targets=inputs.targets)
+    if m.extractor is None:  # pixel-space metrics
+        out = MetricResult.of(metric.compute({}, None, generator=generator, **extra, **m.options))
+        return replace(out, extractor={**PIXEL_EXTRACTOR, "input_size": _size(inputs.targets)})
+    real = features.real.get(m.extractor) if metric.needs_reference else None
+    out = MetricResult.of(metric.compute(features.fake[m.extractor], real, generator=generator, **extra,
+                                         **m.options))
+    return replace(out, extractor=modules[m.extractor][0].describe())
+
+
+def _size(images: torch.Tensor | None) -> int | None:
+    return None if images is None else images.shape[-1]
+
+
+# -- the rows ---------------------------------------------------------------------------------
+def metric_rows(m: PlannedMetric, result: MetricResult, inputs: Inputs, common: dict[str, Any]) -> list[dict]:
+    """One result-store row per output key of ``result``."""
+    ext, metric = result.extractor, m.metric
+    reference = _reference_fields(metric, inputs, common)
+    protocol, protocol_id = make_protocol(
+        metric=m.name, metric_version=metric.version, options={**m.options, **result.options},
+        extractor=ext["extractor"], weights_sha256=ext["weights_sha256"], input_size=ext.get("input_size"),
+        resize=ext.get("resize"), num_samples=len(inputs.fake), **reference, **_source_fields(metric, inputs))
+    row_dataset = _targets_dataset(inputs) if metric.needs_targets else {}
+    return [{**common, **row_dataset, "metric": m.name, "key": key, "value": float(value),
+             "std": result.stds.get(key), "higher_is_better": bool(metric.higher_is_better.get(key, False)),
+             "num_reference": reference["num_reference"], "extractor": ext["extractor"],
+             "weights_sha256": ext["weights_sha256"], "weights_standard": bool(ext["weights_standard"]),
+             "protocol": protocol, "protocol_id": protocol_id}
+            for key, value in result.values.items()]
+
+
+def _reference_fields(metric: Metric, inputs: Inputs, common: dict[str, Any]) -> dict[str, Any]:
+    real = inputs.real if metric.needs_reference else None
+    return {"reference": common["dataset"] if metric.needs_reference else None,
+            "reference_content": None if real is None else (real.content_key() or "")[:16],
+            "num_reference": None if real is None else len(real)}
+
+
+def _source_fields(metric: Metric, inputs: Inputs) -> dict[str, Any]:
+    """What an image-conditioned generator translated, and the ground truth paired metrics used."""
+    prov = inputs.fake.provenance()
+    if "translation_source" not in prov:
+        return {}
+    fields = {"source": prov["translation_source"], "source_content": prov["translation_source_content"]}
+    if metric.needs_targets:
+        fields.update(targets=prov["translation_source"], targets_content=_tensor_digest(inputs.targets))
+    return fields
+
+
+def _targets_dataset(inputs: Inputs) -> dict[str, Any]:
+    """Paired metrics are scored against the source split's own ground truth: its dataset."""
+    dataset, _, split = inputs.fake.provenance()["translation_source"].partition(":")
+    return {"dataset": dataset, "split": split or None}
+
+
+def common_fields(inputs: Inputs, *, seed: int, device: str, model_name: str | None,
+                  tags: dict[str, Any] | None) -> dict[str, Any]:
+    """The columns every row of one evaluation shares."""
+    fake, real = inputs.fake, inputs.real
+    prov = fake.provenance()
+    # the dataset a row belongs to: the reference's, else the model's training data
+    dataset, split = (real.descriptor if real is not None else prov.get("dataset") or "unspecified"), None
+    if dataset and ":" in dataset and not os.path.exists(dataset):
+        dataset, split = dataset.split(":", 1)
+    return {
+        "run_id": new_run_id(), "timestamp": utc_now(),
+        "model": model_name or prov.get("model") or fake.descriptor,
+        "checkpoint_sha256": prov.get("checkpoint_sha256"), "step": prov.get("step"),
+        "third_party": bool(prov.get("third_party", False)),
+        "dataset": dataset, "split": split, "num_samples": len(fake), "seed": seed,
+        "ganbench_version": ganbench.__version__, "git_commit": _git_commit(), "torch_version": torch.__version__,
+        "device": device if not device.startswith("cuda") else f"{device} ({torch.cuda.get_device_name()})",
+        "source": fake.descriptor, "tags": canonical_json(tags or {}),
+    }
 
 
 def _git_commit() -> str | None:
@@ -103,40 +344,7 @@ def _git_commit() -> str | None:
         return None
 
 
-def resolve_metric_options(names: Iterable[str], options: dict[str, dict[str, Any]] | None):
-    """Metric objects and their options (defaults overridden by ``options``), validated."""
-    options = options or {}
-    resolved = []
-    names = list(dict.fromkeys(names))
-    if not names:
-        raise GanbenchError("no metric requested; choose from: " + ", ".join(metric_registry.names()))
-    for unknown in set(options) - set(names):
-        raise GanbenchError(f"options given for metric {unknown!r}, which was not requested")
-    for name in names:
-        metric = metric_registry.get(name)
-        opts = dict(metric.defaults)
-        for key, value in options.get(name, {}).items():
-            if key not in metric.defaults:
-                valid = ", ".join(sorted(metric.defaults)) or "none"
-                raise GanbenchError(f"metric {name!r} has no option {key!r}; its options: {valid}")
-            opts[key] = _coerce(value, metric.defaults[key], f"{name}.{key}")
-        resolved.append((metric, opts))
-    return resolved
-
-
-def _coerce(value: Any, default: Any, what: str) -> Any:
-    if not isinstance(value, str) or isinstance(default, str) or default is None:
-        return value
-    try:
-        if isinstance(default, bool):
-            if value.lower() not in ("1", "0", "true", "false", "yes", "no"):
-                raise ValueError(value)
-            return value.lower() in ("1", "true", "yes")
-        return type(default)(value)
-    except ValueError:
-        raise GanbenchError(f"{what}: cannot read {value!r} as {type(default).__name__}") from None
-
-
+# -- the runner --------------------------------------------------------------------------------
 def evaluate(
     input: Any,
     reference: Any = None,
@@ -171,7 +379,9 @@ def evaluate(
         num_samples: samples drawn from a generator (default 10,000), or the first N
             images of a finite input (default: all).
         num_reference: the first N reference images (default: all).
-        options: {metric: {option: value}} overriding metric defaults.
+        options: {metric: {option: value}} overriding metric defaults (text is read as
+            each option's type).
+        device: cpu, cuda, cuda:N or mps (default: cuda when available).
         seed: seeds generator latents and the metrics' own randomness (KID subsets).
         record: append the rows to the results store. When it cannot be written, the
             GanbenchError raised carries the result as ``.result``.
@@ -180,160 +390,32 @@ def evaluate(
             was trained on) or a folder/.npz of source images. Recorded in the protocol.
             Paired metrics (``l1``, ``psnr``) compare each translation with its ground
             truth, which only a paired dataset split has.
+
+    Under ``torchrun``, start the process group first (:func:`ganbench.features.join_process_group`).
     """
+    from ganbench.training import resolve_device  # the one device check
+
     started = time.perf_counter()
-    device = device or default_device()
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise GanbenchError("--device cuda requested but CUDA is not available")
-    maybe_init_distributed(device)
-    plan = resolve_metric_options(metrics, options)
+    device = str(resolve_device(device or default_device()))
     extra_weights = dict(extra_weights or {})
-
-    fake = resolve_source(input, num_samples=num_samples if num_samples is not None else DEFAULT_GENERATOR_SAMPLES,
-                          seed=seed, device=device, source=source)
-    fake = limit(fake, num_samples)
-    needs_reference = any(m.needs_reference for m, _ in plan)
-    real: ImageSource | None = None
-    if needs_reference:
-        if reference is None:
-            which = ", ".join(m.name for m, _ in plan if m.needs_reference)
-            raise InputError(f"{which} need(s) a reference: pass --reference (e.g. mnist:test)")
-        real = limit(resolve_source(reference, num_samples=num_reference, seed=seed + 1, device=device),
-                     num_reference)
-
-    needs_targets = any(m.needs_targets for m, _ in plan)
-    targets = fake.paired_targets() if needs_targets else None  # uint8 (N, 3, H, W) ground truth
-    for metric, opts in plan:
-        need = metric.min_samples(opts)
-        for side, src in (("input", fake), ("reference", real)):
-            if src is None or (side == "reference" and not metric.needs_reference):
-                continue
-            if metric.needs_generator and side == "input":
-                continue
-            if len(src) < need:
-                raise InputError(f"{metric.name} needs at least {need} samples per input but the {side} "
-                                 f"has {len(src)}; give more samples or lower its options ({_opts_text(opts)})")
-        if metric.needs_generator and "translation_source" in fake.provenance():
-            raise InputError(f"{metric.name} samples a generator from noise; an image-conditioned generator is "
-                             f"evaluated on its translations (fid, kid, pr, ...)")
-        if metric.needs_generator and not fake.is_generator:
-            raise InputError(f"{metric.name} samples the generator itself: the input must be a generator "
-                             f"(checkpoint or registered name), not {fake.descriptor!r}")
-        if metric.needs_targets and targets is None:
-            translated = fake.provenance().get("translation_source")
-            if translated is None:
-                raise InputError(f"{metric.name} compares each output with its ground truth: the input must be an "
-                                 f"image-conditioned generator (pix2pix, CycleGAN, GPEN) translating a paired "
-                                 f"dataset split, not {fake.descriptor!r}")
-            raise InputError(f"{metric.name} compares each translation with its ground truth, but the source "
-                             f"{translated!r} has none: use a paired split, e.g. --source mnist-edges:test")
-
-    # The plan: one extractor per name, the union of features each must give.
-    wanted: dict[str, set[str]] = {}
-    for metric, _ in plan:
-        if metric.features:
-            wanted.setdefault(metric.extractor or extractor, set()).update(metric.features)
-    modules: dict[str, tuple[torch.nn.Module, tuple[str, ...]]] = {}
-    for name, feats in wanted.items():
-        build = feature_extractors.get(name)
-        path = weights if name == extractor else extra_weights.get(name)
-        module = build(weights=path, device=device)
-        missing = set(feats) - set(module.provides)
-        if missing:
-            users = [m.name for m, _ in plan if (m.extractor or extractor) == name and set(m.features) & missing]
-            raise GanbenchError(f"extractor {name!r} does not provide {sorted(missing)} needed by "
-                                f"{', '.join(users)} (it provides {list(module.provides)})")
-        modules[name] = (module, tuple(sorted(feats)))
-
-    real_modules = {n: modules[n] for n in modules
-                    if any((m.extractor or extractor) == n and m.needs_reference for m, _ in plan)}
-    _check_memory([(fake, modules, needs_targets), (real, real_modules, False)], device)
-    fake_features = real_features = {}
-    outputs = None
-    if modules or needs_targets:
-        from ganbench.features import PIXELS, extract
-
-        # paired metrics: the same pass keeps the translated images, aligned with their targets
-        fake_features = extract(fake, modules, batch_size=batch_size, device=device, use_cache=use_cache,
-                                progress=progress, label="input", keep_images=needs_targets)
-        if needs_targets:
-            outputs = fake_features.pop(PIXELS)["images"]
-            targets_digest = _tensor_digest(targets)
-        if real is not None:
-            real_features = extract(real, real_modules, batch_size=batch_size, device=device,
-                                    use_cache=use_cache, progress=progress, label="reference")
-
-    run_id = uuid.uuid4().hex[:16]
-    fake_prov = fake.provenance()
-    common = _common_provenance(fake, real, run_id, seed, device, model_name, tags)
-    rows: list[dict[str, Any]] = []
-    for metric, opts in plan:
-        gen = torch.Generator().manual_seed(seed)
-        if metric.needs_generator:
-            values = metric.compute(fake.model, generator=gen, device=device, batch_size=batch_size,
-                                    weights=extra_weights.get(metric.name), **opts)
-            ext_info = {"extractor": values.pop("_extractor", metric.name),
-                        "weights_sha256": values.pop("_weights_sha256", None),
-                        "weights_standard": bool(values.pop("_weights_standard", False)),
-                        "input_size": values.pop("_input_size", None), "resize": values.pop("_resize", "")}
-        else:
-            extra = {"labels": fake.class_labels()} if metric.needs_labels else {}
-            if metric.needs_targets:
-                extra.update(outputs=outputs, targets=targets)
-            if metric.features:
-                name = metric.extractor or extractor
-                ext_info = modules[name][0].describe()
-                feats = fake_features[name]
-                real_feats = real_features.get(name) if metric.needs_reference else None
-            else:  # pixel-space metrics: no network, no weights to be non-standard
-                ext_info = {"extractor": "pixels", "weights_sha256": None, "weights_standard": True,
-                            "input_size": None if targets is None else targets.shape[-1], "resize": ""}
-                feats, real_feats = {}, None
-            values = metric.compute(feats, real_feats, generator=gen, **extra, **opts)
-        # an option a metric resolved itself (e.g. PPL's space "auto" -> "w") is recorded as used
-        opts = {**opts, **values.pop("_resolved_options", {})}
-        for key in [k for k in values if k.startswith("_")]:
-            values.pop(key)
-        protocol = {
-            "metric": metric.name, "metric_version": metric.version, "options": opts,
-            "extractor": ext_info["extractor"], "weights_sha256": ext_info["weights_sha256"],
-            "input_size": ext_info.get("input_size"), "resize": ext_info.get("resize"),
-            "num_samples": len(fake),
-            "reference": common["dataset"] if metric.needs_reference else None,
-            "reference_content": (real.content_key() or "")[:16] if metric.needs_reference and real else None,
-            "num_reference": len(real) if metric.needs_reference and real is not None else None,
-        }
-        if "translation_source" in fake_prov:  # image-conditioned generators: what was translated
-            protocol["source"] = fake_prov["translation_source"]
-            protocol["source_content"] = fake_prov["translation_source_content"]
-        row_dataset = {}
-        if metric.needs_targets:  # scored against the source split's own ground truth
-            protocol["targets"] = fake_prov["translation_source"]
-            protocol["targets_content"] = targets_digest
-            dataset, _, split = fake_prov["translation_source"].partition(":")  # a paired split: name:split
-            row_dataset = {"dataset": dataset, "split": split or None}
-        protocol_text = json.dumps(protocol, sort_keys=True, default=str)
-        for key, value in values.items():
-            if key.endswith("_std"):
-                continue
-            rows.append({
-                **common, **row_dataset,
-                "metric": metric.name, "key": key, "value": float(value),
-                "std": float(values[f"{key}_std"]) if f"{key}_std" in values else None,
-                "higher_is_better": bool(metric.higher_is_better.get(key, False)),
-                "num_reference": protocol["num_reference"],
-                "extractor": ext_info["extractor"], "weights_sha256": ext_info["weights_sha256"],
-                "weights_standard": bool(ext_info["weights_standard"]),
-                "protocol": protocol_text,
-                "protocol_id": hashlib.sha256(protocol_text.encode()).hexdigest()[:12],
-            })
-    total = round(time.perf_counter() - started, 3)
-    for row in rows:
-        row["wall_time_s"] = total
-    result = EvaluationResult(rows)
+    plan = make_plan(metrics, options, extractor)
+    inputs = resolve_inputs(plan, input, reference, num_samples=num_samples, num_reference=num_reference,
+                            seed=seed, device=device, source=source)
+    check_inputs(plan, inputs)
+    modules = build_extractors(plan, extractor=extractor, weights=weights, extra_weights=extra_weights,
+                               device=device)
+    features = extract_features(plan, inputs, modules, batch_size=batch_size, device=device,
+                                use_cache=use_cache, progress=progress)
+    common = common_fields(inputs, seed=seed, device=device, model_name=model_name, tags=tags)
+    rows = [row for m in plan.metrics
+            for row in metric_rows(m, compute_metric(m, inputs, features, modules, seed=seed, device=device,
+                                                     batch_size=batch_size, extra_weights=extra_weights),
+                                   inputs, common)]
+    wall_time_s = round(time.perf_counter() - started, 3)
+    result = EvaluationResult([{**row, "wall_time_s": wall_time_s} for row in rows])
     if not result.standard:
         result.warnings.append("non-standard weights: these numbers are not comparable with published ones")
-    if record and _rank() == 0:
+    if record and distributed()[0] == 0:
         try:
             result.record()
         except GanbenchError as exc:
@@ -388,30 +470,3 @@ def _tensor_digest(tensor: torch.Tensor) -> str:
 
 def _opts_text(opts: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in opts.items()) or "no options"
-
-
-def _common_provenance(fake: ImageSource, real: ImageSource | None, run_id: str, seed: int, device: str,
-                       model_name: str | None, tags: dict[str, Any] | None) -> dict[str, Any]:
-    prov = fake.provenance()
-    # the dataset a row belongs to: the reference's, else the model's training data
-    dataset, split = (real.descriptor, None) if real is not None else (prov.get("dataset") or "unspecified", None)
-    if dataset and ":" in dataset and not os.path.exists(dataset):
-        dataset, split = dataset.split(":", 1)
-    return {
-        "run_id": run_id,
-        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "model": model_name or prov.get("model") or fake.descriptor,
-        "checkpoint_sha256": prov.get("checkpoint_sha256"),
-        "step": prov.get("step"),
-        "third_party": bool(prov.get("third_party", False)),
-        "dataset": dataset, "split": split,
-        "num_samples": len(fake),
-        "seed": seed,
-        "ganbench_version": ganbench.__version__,
-        "git_commit": _git_commit(),
-        "torch_version": torch.__version__,
-        "device": str(device) if not str(device).startswith("cuda") else
-        f"{device} ({torch.cuda.get_device_name()})",
-        "source": fake.descriptor,
-        "tags": json.dumps(tags or {}, sort_keys=True),
-    }

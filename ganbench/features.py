@@ -131,7 +131,21 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def _distributed() -> tuple[int, int]:
+def join_process_group(device: str | torch.device) -> None:
+    """Join the process group when started by ``torchrun`` (WORLD_SIZE > 1), so that
+    :func:`extract` shards its batches; a no-op otherwise or when already joined. Callers
+    (the CLI, a user's script) start it; the library only uses a group that exists."""
+    dist = torch.distributed
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not dist.is_available() or dist.is_initialized():
+        return
+    backend = "nccl" if str(device).startswith("cuda") else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend)
+
+
+def distributed() -> tuple[int, int]:
+    """``(rank, world size)`` of the process group in use, ``(0, 1)`` without one."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
     return 0, 1
@@ -172,7 +186,7 @@ def extract(source: ImageSource, extractors: dict[str, tuple[torch.nn.Module, tu
     if not todo and not keep_images:
         return results
 
-    rank, world = _distributed()
+    rank, world = distributed()
     n_batches = (n + batch_size - 1) // batch_size
     mine = range(rank, n_batches, world)  # round-robin shard of the batches
     batches: list[tuple[int, dict[str, dict[str, torch.Tensor]]]] = []

@@ -22,12 +22,15 @@ them with their aligned ground-truth targets (paired translation / restoration d
 """
 from __future__ import annotations
 
+import inspect
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
+from ganbench.coercion import read_options
 from ganbench.registry import feature_extractors, metrics
 
 
@@ -61,14 +64,43 @@ def register_extractor(name: str, *, provides: tuple[str, ...], description: str
 
 
 @dataclass(frozen=True)
+class MetricResult:
+    """What one metric computed: its numbers and how it computed them.
+
+    ``compute`` returns one of these, or, for a metric with nothing to add, a plain
+    ``{output key: value}`` dict where a key ending in ``"_std"`` is the spread of the key
+    before it (:meth:`of` reads both). ``result["kid"]`` and ``result["kid_std"]`` read
+    the numbers back.
+    """
+
+    values: dict[str, float]  # output key -> value, e.g. {"kid": 0.01}
+    stds: dict[str, float] = field(default_factory=dict)  # output key -> its spread (KID subsets, IS splits)
+    # the network a metric ran itself (PPL's LPIPS), as FeatureExtractor.describe(); None: the run's extractor
+    extractor: dict[str, Any] | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # options it resolved itself (PPL space "auto" -> "w")
+
+    @classmethod
+    def of(cls, output: "MetricResult | dict[str, float]") -> "MetricResult":
+        if isinstance(output, MetricResult):
+            return output
+        stds = {k[:-4]: float(v) for k, v in output.items() if k.endswith("_std")}
+        return cls({k: float(v) for k, v in output.items() if not k.endswith("_std")}, stds)
+
+    def __getitem__(self, key: str) -> float:
+        if key.endswith("_std") and key[:-4] in self.stds:
+            return self.stds[key[:-4]]
+        return self.values[key]
+
+
+@dataclass(frozen=True)
 class Metric:
     """A metric computed from features (see the module docstring)."""
 
     name: str
-    compute: Callable[..., dict[str, float]]
+    compute: Callable[..., MetricResult | dict[str, float]]
     # compute(fake: {feature: Tensor (N, D)}, real: {feature: Tensor} | None,
-    #         *, generator: torch.Generator, **options) -> {output key: value}
-    # Output keys ending in "_std" are the standard deviation of the key before it.
+    #         *, generator: torch.Generator, **options) -> MetricResult (or {output key: value})
+    # Options arrive read as their types (see read_options).
     features: tuple[str, ...]  # feature names needed from the extractor
     higher_is_better: dict[str, bool]  # for every primary output key
     needs_reference: bool = True  # False for IS
@@ -82,6 +114,22 @@ class Metric:
     # paired metrics (L1, PSNR): compute() also gets outputs= and targets=, uint8 (N, 3, H, W): the
     # input's images (an image-conditioned generator's translations) and the ground truth of each
     needs_targets: bool = False
+
+    def read_options(self, given: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Every option of this metric: ``defaults`` overridden by ``given`` (text from the
+        command line or values), each read as the type ``compute`` annotates it with
+        (else its default's type). Unknown names raise with the valid ones."""
+        return read_options(f"metric {self.name!r}", given or {}, self.defaults, _option_hints(self.compute))
+
+
+def _option_hints(compute: Callable) -> dict[str, Any]:
+    """The type annotations of ``compute``'s keyword-only parameters (its options)."""
+    try:
+        hints = typing.get_type_hints(compute)
+    except Exception:  # annotations a plug-in's module cannot resolve: read by the defaults' types
+        return {}
+    keyword_only = [p.name for p in inspect.signature(compute).parameters.values() if p.kind is p.KEYWORD_ONLY]
+    return {name: hints[name] for name in keyword_only if name in hints}
 
 
 def register_metric(metric: Metric) -> Metric:

@@ -20,8 +20,8 @@ import torch
 
 from ganbench.errors import InputError
 from ganbench.metrics.base import Metric, register_metric
-from ganbench.metrics.stats import (MAX_CHUNK_ELEMENTS, get_features, int_option, kth_neighbour_sq_radii,
-                                    map_row_chunks, resolve_options, same_dim)
+from ganbench.metrics.stats import (MAX_CHUNK_ELEMENTS, at_least, get_features, kth_neighbour_sq_radii,
+                                    map_row_chunks, same_dim)
 
 __all__ = ["density_coverage"]
 
@@ -50,23 +50,23 @@ def density_coverage(fake: torch.Tensor, real: torch.Tensor, k: int = 5, *,
     return density, coverage
 
 
+# prdc's default nearest_k = 5.
+DEFAULTS: dict[str, Any] = {"k": 5}
+
+
 def _k(options: dict[str, Any]) -> int:
-    return int_option("dc", "k", options.get("k", DEFAULTS["k"]), 1)
+    return at_least("dc", "k", options["k"], 1)
 
 
 def compute(fake: dict[str, torch.Tensor], real: dict[str, torch.Tensor] | None, *,
-            generator: torch.Generator | None = None, **options: Any) -> dict[str, float]:
-    opts = resolve_options("dc", DEFAULTS, options)
-    k = _k(opts)
+            generator: torch.Generator | None = None, k: int = DEFAULTS["k"]) -> dict[str, float]:
+    at_least("dc", "k", k, 1)
     x = get_features(fake, "pool", "dc", "input", 1)
     y = get_features(real, "pool", "dc", "reference", k + 1)
     same_dim("dc", x, y)
     density, coverage = density_coverage(x, y, k)
     return {"density": density, "coverage": coverage}
 
-
-# prdc's default nearest_k = 5.
-DEFAULTS: dict[str, Any] = {"k": 5}
 
 DC = register_metric(Metric(
     name="dc",

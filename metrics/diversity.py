@@ -10,7 +10,6 @@ the uint8 images of the image contract, at the generator's resolution unless ``r
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import numpy as np
 import torch
@@ -18,7 +17,7 @@ import torch
 from ganbench.errors import InputError
 from ganbench.generative import GenerativeModel, check_generated, sample_latents
 from ganbench.images import float_to_uint8, to_rgb_uint8
-from ganbench.metrics.base import Metric, register_metric
+from ganbench.metrics.base import Metric, MetricResult, register_metric
 
 _CHUNK = 1024  # pairs drawn from the RNG at a time, so results do not depend on batch_size
 
@@ -46,7 +45,7 @@ def pair_distances(model: GenerativeModel, lpips: torch.nn.Module, za: torch.Ten
 def compute_lpips_diversity(model: GenerativeModel, *, generator: torch.Generator,
                             device: str | torch.device = "cpu", batch_size: int = 64,
                             weights: str | os.PathLike | None = None, num_pairs: int = 2000, net: str = "alex",
-                            resize: int | None = None) -> dict[str, Any]:
+                            resize: int | None = None) -> MetricResult:
     """Mean and std of LPIPS over ``num_pairs`` pairs of samples.
 
     Unconditional models: pairs of independent latents. Class-conditional models: one
@@ -54,10 +53,6 @@ def compute_lpips_diversity(model: GenerativeModel, *, generator: torch.Generato
     ``weights`` is the LPIPS trunk's torchvision file (see :func:`build_lpips`).
     """
     from ganbench.metrics.lpips import build_lpips
-    from ganbench.metrics.ppl import _optional_number
-
-    resize = _optional_number(resize)
-
     if not (isinstance(num_pairs, int) and num_pairs >= 1):
         raise InputError(f"num_pairs must be a positive integer, got {num_pairs!r}")
     lpips = build_lpips(net, weights=weights, device=device, resize=resize)
@@ -73,7 +68,8 @@ def compute_lpips_diversity(model: GenerativeModel, *, generator: torch.Generato
     finally:
         model.train(was_training)
     d = np.concatenate(distances)
-    return {"lpips_diversity": float(d.mean()), "lpips_diversity_std": float(d.std()), **lpips.describe()}
+    return MetricResult({"lpips_diversity": float(d.mean())}, {"lpips_diversity": float(d.std())},
+                        extractor=lpips.describe())
 
 
 register_metric(Metric(

@@ -26,7 +26,7 @@ from scipy.linalg import lapack
 
 from ganbench.errors import InputError
 from ganbench.metrics.base import Metric, register_metric
-from ganbench.metrics.stats import FeatureStats, get_features, resolve_options, row_chunks, same_dim
+from ganbench.metrics.stats import FeatureStats, get_features, row_chunks, same_dim
 
 __all__ = ["feature_stats", "fid_from_stats", "fid_from_features", "trace_sqrt_product"]
 
@@ -111,8 +111,7 @@ def fid_from_features(fake: torch.Tensor | np.ndarray, real: torch.Tensor | np.n
 
 
 def compute(fake: dict[str, torch.Tensor], real: dict[str, torch.Tensor] | None, *,
-            generator: torch.Generator | None = None, **options: Any) -> dict[str, float]:
-    resolve_options("fid", DEFAULTS, options)
+            generator: torch.Generator | None = None) -> dict[str, float]:
     x = get_features(fake, "pool", "fid", "input", 2)
     y = get_features(real, "pool", "fid", "reference", 2)
     same_dim("fid", x, y)

@@ -20,8 +20,7 @@ import torch
 
 from ganbench.errors import InputError
 from ganbench.metrics.base import Metric, register_metric
-from ganbench.metrics.stats import (get_features, int_option, random_permutation, resolve_options,
-                                    rng_option)
+from ganbench.metrics.stats import at_least, get_features, random_permutation, rng_option
 
 __all__ = ["inception_score"]
 
@@ -59,26 +58,25 @@ def inception_score(logits: torch.Tensor | np.ndarray, splits: int = 10, *, shuf
     return float(np.mean(scores)), float(np.std(scores))
 
 
+# torch-fidelity's defaults: isc_splits=10, samples_shuffle=True, rng_seed=2020.
+DEFAULTS: dict[str, Any] = {"splits": 10, "shuffle": True, "rng": "generator", "seed": 2020}
+
+
 def _splits(options: dict[str, Any]) -> int:
-    return int_option("isc", "splits", options.get("splits", DEFAULTS["splits"]), 1)
+    return at_least("isc", "splits", options["splits"], 1)
 
 
 def compute(fake: dict[str, torch.Tensor], real: dict[str, torch.Tensor] | None = None, *,
-            generator: torch.Generator | None = None, **options: Any) -> dict[str, float]:
-    opts = resolve_options("isc", DEFAULTS, options)
-    splits = _splits(opts)
-    rng = rng_option("isc", opts["rng"])
-    seed = int_option("isc", "seed", opts["seed"], 0)
-    shuffle = opts["shuffle"]
-    if not isinstance(shuffle, bool):
-        raise InputError(f"isc.shuffle must be true or false, got {shuffle!r}")
+            generator: torch.Generator | None = None, splits: int = DEFAULTS["splits"],
+            shuffle: bool = DEFAULTS["shuffle"], rng: str = DEFAULTS["rng"],
+            seed: int = DEFAULTS["seed"]) -> dict[str, float]:
+    at_least("isc", "splits", splits, 1)
+    at_least("isc", "seed", seed, 0)
+    rng_option("isc", rng)
     logits = get_features(fake, "logits", "isc", "input", splits)
     mean, std = inception_score(logits, splits, shuffle=shuffle, rng=rng, seed=seed, generator=generator)
     return {"isc": mean, "isc_std": std}
 
-
-# torch-fidelity's defaults: isc_splits=10, samples_shuffle=True, rng_seed=2020.
-DEFAULTS: dict[str, Any] = {"splits": 10, "shuffle": True, "rng": "generator", "seed": 2020}
 
 ISC = register_metric(Metric(
     name="isc",

@@ -24,8 +24,8 @@ import torch
 
 from ganbench.errors import InputError
 from ganbench.metrics.base import Metric, register_metric
-from ganbench.metrics.stats import (MAX_CHUNK_ELEMENTS, float_option, get_features, int_option,
-                                    random_permutation, resolve_options, rng_option, same_dim)
+from ganbench.metrics.stats import (MAX_CHUNK_ELEMENTS, at_least, finite, get_features, random_permutation,
+                                    rng_option, same_dim)
 
 __all__ = ["kid_subset_indices", "mmd2_polynomial", "kernel_inception_distance"]
 
@@ -98,20 +98,29 @@ def kernel_inception_distance(fake: torch.Tensor, real: torch.Tensor, subsets: i
     return float(np.mean(values)), float(np.std(values)), values
 
 
+# torch-fidelity's defaults: kid_subsets=100, kid_subset_size=1000, poly kernel of degree 3,
+# gamma None (= 1 / D), coef0 1, rng_seed 2020.
+DEFAULTS: dict[str, Any] = {"subsets": 100, "subset_size": 1000, "degree": 3, "gamma": None, "coef0": 1.0,
+                            "rng": "generator", "seed": 2020}
+
+
 def _subset_size(options: dict[str, Any]) -> int:
-    return int_option("kid", "subset_size", options.get("subset_size", DEFAULTS["subset_size"]), 2)
+    return at_least("kid", "subset_size", options["subset_size"], 2)
 
 
 def compute(fake: dict[str, torch.Tensor], real: dict[str, torch.Tensor] | None, *,
-            generator: torch.Generator | None = None, **options: Any) -> dict[str, float]:
-    opts = resolve_options("kid", DEFAULTS, options)
-    subsets = int_option("kid", "subsets", opts["subsets"], 1)
-    subset_size = _subset_size(opts)
-    degree = int_option("kid", "degree", opts["degree"], 1)
-    gamma = float_option("kid", "gamma", opts["gamma"], positive=True, allow_none=True)
-    coef0 = float_option("kid", "coef0", opts["coef0"])
-    rng = rng_option("kid", opts["rng"])
-    seed = int_option("kid", "seed", opts["seed"], 0)
+            generator: torch.Generator | None = None, subsets: int = DEFAULTS["subsets"],
+            subset_size: int = DEFAULTS["subset_size"], degree: int = DEFAULTS["degree"],
+            gamma: float | None = DEFAULTS["gamma"], coef0: float = DEFAULTS["coef0"], rng: str = DEFAULTS["rng"],
+            seed: int = DEFAULTS["seed"]) -> dict[str, float]:
+    at_least("kid", "subsets", subsets, 1)
+    at_least("kid", "subset_size", subset_size, 2)
+    at_least("kid", "degree", degree, 1)
+    at_least("kid", "seed", seed, 0)
+    if gamma is not None:
+        finite("kid", "gamma", gamma, positive=True)
+    finite("kid", "coef0", coef0)
+    rng_option("kid", rng)
     x = get_features(fake, "pool", "kid", "input")
     y = get_features(real, "pool", "kid", "reference")
     same_dim("kid", x, y)
@@ -119,11 +128,6 @@ def compute(fake: dict[str, torch.Tensor], real: dict[str, torch.Tensor] | None,
                                              coef0=coef0, rng=rng, seed=seed, generator=generator)
     return {"kid": mean, "kid_std": std}
 
-
-# torch-fidelity's defaults: kid_subsets=100, kid_subset_size=1000, poly kernel of degree 3,
-# gamma None (= 1 / D), coef0 1, rng_seed 2020.
-DEFAULTS: dict[str, Any] = {"subsets": 100, "subset_size": 1000, "degree": 3, "gamma": None, "coef0": 1.0,
-                            "rng": "generator", "seed": 2020}
 
 KID = register_metric(Metric(
     name="kid",

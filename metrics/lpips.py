@@ -192,9 +192,10 @@ class LPIPS(nn.Module):
         return total
 
     def describe(self) -> dict[str, object]:
-        return {"_extractor": self.name, "_weights_sha256": self.weights_sha256,
-                "_weights_standard": bool(self.weights_standard), "_input_size": self.resize,
-                "_resize": ("area-down/bilinear-up after normalisation" if self.resize else "")}
+        """Provenance, as :meth:`ganbench.metrics.base.FeatureExtractor.describe`."""
+        return {"extractor": self.name, "weights_sha256": self.weights_sha256,
+                "weights_standard": bool(self.weights_standard), "input_size": self.resize,
+                "resize": ("area-down/bilinear-up after normalisation" if self.resize else "")}
 
 
 def _backbone_features(state: dict[str, torch.Tensor], features: nn.Sequential,

@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 
 from ganbench.errors import InputError
-from ganbench.metrics.base import Metric, register_metric
+from ganbench.metrics.base import Metric, MetricResult, register_metric
 
 PSNR_MAX_DB = 100.0  # the score of an exact copy (infinite PSNR), and the cap of every image
 
@@ -53,16 +53,17 @@ def psnr_per_image(outputs: torch.Tensor, targets: torch.Tensor, max_db: float =
     return (-10.0 * torch.log10(mse)).clamp(max=max_db)  # log10(0) = -inf -> +inf -> max_db
 
 
-def _compute_l1(fake, real, *, generator, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
-    return {"l1": mean_absolute_error(outputs, targets), "_resolved_options": {"pixel_range": "[0, 1]"}}
+# The conventions are recorded as options, so that a number computed otherwise never shares a column.
+def _compute_l1(fake, real, *, generator, outputs: torch.Tensor, targets: torch.Tensor) -> MetricResult:
+    return MetricResult({"l1": mean_absolute_error(outputs, targets)}, options={"pixel_range": "[0, 1]"})
 
 
 def _compute_psnr(fake, real, *, generator, outputs: torch.Tensor, targets: torch.Tensor,
-                  max_db: float) -> dict[str, float]:
+                  max_db: float = PSNR_MAX_DB) -> MetricResult:
     if not max_db > 0:
         raise InputError(f"psnr.max_db must be positive, got {max_db}")
-    return {"psnr": psnr_per_image(outputs, targets, max_db).mean().item(),
-            "_resolved_options": {"pixel_range": "[0, 1]", "peak": 1.0, "average": "per image"}}
+    return MetricResult({"psnr": psnr_per_image(outputs, targets, max_db).mean().item()},
+                        options={"pixel_range": "[0, 1]", "peak": 1.0, "average": "per image"})
 
 
 register_metric(Metric(

@@ -37,13 +37,12 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ganbench.errors import InputError, UnknownNameError
 from ganbench.generative import GenerativeModel, check_generated, sample_latents
 from ganbench.images import float_to_uint8, to_rgb_uint8
-from ganbench.metrics.base import Metric, register_metric
+from ganbench.metrics.base import Metric, MetricResult, register_metric
 
 SAMPLINGS = ("end", "full")
 SPACES = ("auto", "z", "w")
@@ -132,8 +131,9 @@ class L2Similarity(nn.Module):
         return (x[:n] - x[n:]).square().flatten(1).mean(1)
 
     def describe(self) -> dict[str, Any]:
-        return {"_extractor": "l2", "_weights_sha256": None, "_weights_standard": True,
-                "_input_size": self.resize, "_resize": "area-down/bilinear-up" if self.resize else ""}
+        """Provenance, as :meth:`ganbench.metrics.base.FeatureExtractor.describe`."""
+        return {"extractor": "l2", "weights_sha256": None, "weights_standard": True,
+                "input_size": self.resize, "resize": "area-down/bilinear-up" if self.resize else ""}
 
 
 def build_similarity(name: str, *, weights: str | os.PathLike | None = None, device: str | torch.device = "cpu",
@@ -152,19 +152,6 @@ def build_similarity(name: str, *, weights: str | os.PathLike | None = None, dev
     if name == "lpips-vgg16-tf":
         return build_lpips("vgg", weights=weights, device=device, convention="torch-fidelity", resize=resize)
     return build_lpips(name.split("-", 1)[1], weights=weights, device=device, resize=resize)
-
-
-def _optional_number(value: Any) -> Any:
-    """Options that may be None arrive as text from the command line ("none", "64")."""
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in ("none", "null", ""):
-            return None
-        try:
-            return int(text) if text.lstrip("-").isdigit() else float(text)
-        except ValueError:
-            raise InputError(f"expected a number or 'none', got {value!r}") from None
-    return value
 
 
 # -- the sampling loop ------------------------------------------------------------------------
@@ -229,14 +216,13 @@ def compute_ppl(model: GenerativeModel, *, generator: torch.Generator, device: s
                 epsilon: float = 1e-4, sampling: str = "end", space: str = "auto", z_interp: str = "slerp",
                 similarity: str = "lpips-vgg16-tf", resize: int | None = 64, quantize: bool = True,
                 crop: bool = False, discard_lower: float | None = 1.0,
-                discard_upper: float | None = 99.0) -> dict[str, Any]:
+                discard_upper: float | None = 99.0) -> MetricResult:
     """PPL of ``model`` over ``num_paths`` random paths drawn from ``generator``.
 
-    Returns ``{"ppl", "ppl_std"}`` plus provenance keys (``_extractor``,
-    ``_weights_sha256``, ``_weights_standard``, ``_input_size``, ``_resize``).
+    Returns ``ppl`` with its std, the similarity network's provenance as ``extractor``
+    and the space walked (``space="auto"`` resolved) in ``options``.
     ``weights`` is the VGG16 (or other LPIPS trunk) file; see :func:`build_similarity`.
     """
-    resize, discard_lower, discard_upper = (_optional_number(v) for v in (resize, discard_lower, discard_upper))
     if sampling not in SAMPLINGS:
         raise UnknownNameError("PPL sampling", sampling, SAMPLINGS)
     if space not in SPACES:
@@ -274,8 +260,9 @@ def compute_ppl(model: GenerativeModel, *, generator: torch.Generator, device: s
                 quantize=quantize, crop=crop))
     finally:
         model.train(was_training)
-    return {**summarize(np.concatenate(distances), discard_lower, discard_upper), **sim.describe(),
-            "_resolved_options": {"space": space}}
+    summary = summarize(np.concatenate(distances), discard_lower, discard_upper)
+    return MetricResult({"ppl": summary["ppl"]}, {"ppl": summary["ppl_std"]}, extractor=sim.describe(),
+                        options={"space": space})
 
 
 register_metric(Metric(

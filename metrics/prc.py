@@ -22,8 +22,8 @@ import torch
 
 from ganbench.errors import InputError
 from ganbench.metrics.base import Metric, register_metric
-from ganbench.metrics.stats import (MAX_CHUNK_ELEMENTS, get_features, int_option, kth_neighbour_sq_radii,
-                                    map_row_chunks, resolve_options, same_dim)
+from ganbench.metrics.stats import (MAX_CHUNK_ELEMENTS, at_least, get_features, kth_neighbour_sq_radii,
+                                    map_row_chunks, same_dim)
 
 __all__ = ["precision_recall", "f_score"]
 
@@ -58,15 +58,18 @@ def f_score(precision: float, recall: float) -> float:
     return 2 * precision * recall / max(1e-5, precision + recall)
 
 
+# torch-fidelity's default: prc_neighborhood=3.
+DEFAULTS: dict[str, Any] = {"k": 3}
+
+
 def _k(options: dict[str, Any]) -> int:
-    return int_option("pr", "k", options.get("k", DEFAULTS["k"]), 1)
+    return at_least("pr", "k", options["k"], 1)
 
 
 def _make_compute(name: str, feature: str, suffix: str):
     def compute(fake: dict[str, torch.Tensor], real: dict[str, torch.Tensor] | None, *,
-                generator: torch.Generator | None = None, **options: Any) -> dict[str, float]:
-        opts = resolve_options(name, DEFAULTS, options)
-        k = int_option(name, "k", opts["k"], 1)
+                generator: torch.Generator | None = None, k: int = DEFAULTS["k"]) -> dict[str, float]:
+        at_least(name, "k", k, 1)
         x = get_features(fake, feature, name, "input", k + 1)
         y = get_features(real, feature, name, "reference", k + 1)
         same_dim(name, x, y)
@@ -76,9 +79,6 @@ def _make_compute(name: str, feature: str, suffix: str):
     compute.__name__ = f"compute_{name.replace('-', '_')}"
     return compute
 
-
-# torch-fidelity's default: prc_neighborhood=3.
-DEFAULTS: dict[str, Any] = {"k": 3}
 
 PR = register_metric(Metric(
     name="pr",

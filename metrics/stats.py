@@ -1,5 +1,7 @@
 """Shared helpers for the metric maths: running feature statistics in float64, feature
 and option validation, the two random-number conventions, chunked squared distances.
+Options arrive already read as their types (:meth:`ganbench.metrics.base.Metric.read_options`);
+the helpers here check their ranges.
 
 Randomness (KID subsets, Inception Score shuffling) follows one of two conventions,
 chosen by a metric's ``rng`` option:
@@ -73,40 +75,18 @@ class FeatureStats:
         return mu, sigma
 
 
-def resolve_options(metric: str, defaults: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
-    """``defaults`` overridden by ``options``; an unknown key raises with the valid ones."""
-    for key in options:
-        if key not in defaults:
-            raise UnknownNameError(f"{metric} option", key, defaults)
-    return {**defaults, **options}
+def at_least(metric: str, name: str, value: int | float, minimum: int) -> int | float:
+    """``value`` (an option already read as a number) checked to be >= ``minimum``."""
+    if not value >= minimum:
+        raise InputError(f"{metric}.{name} must be >= {minimum}, got {value!r}")
+    return value
 
 
-def int_option(metric: str, name: str, value: Any, minimum: int) -> int:
-    """``value`` as an int >= ``minimum`` (strings from the CLI accepted)."""
-    try:
-        out = int(value)
-        if isinstance(value, float) and out != value or isinstance(value, bool):
-            raise ValueError
-    except (TypeError, ValueError):
-        raise InputError(f"{metric}.{name} must be an integer, got {value!r}") from None
-    if out < minimum:
-        raise InputError(f"{metric}.{name} must be >= {minimum}, got {out}")
-    return out
-
-
-def float_option(metric: str, name: str, value: Any, *, positive: bool = False, allow_none: bool = False):
-    """``value`` as a finite float (``None`` passes when ``allow_none``)."""
-    if value is None or (allow_none and isinstance(value, str) and value.lower() in ("none", "auto", "")):
-        if allow_none:
-            return None
-        raise InputError(f"{metric}.{name} must be a number, got None")
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{metric}.{name} must be a number, got {value!r}") from None
-    if not np.isfinite(out) or (positive and out <= 0):
+def finite(metric: str, name: str, value: float, *, positive: bool = False) -> float:
+    """``value`` (an option already read as a float) checked to be finite (and > 0 if ``positive``)."""
+    if not np.isfinite(value) or (positive and value <= 0):
         raise InputError(f"{metric}.{name} must be a {'positive' if positive else 'finite'} number, got {value!r}")
-    return out
+    return value
 
 
 def rng_option(metric: str, value: Any) -> str:

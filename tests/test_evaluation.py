@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -21,6 +22,7 @@ from ganbench.cli import main
 from ganbench.errors import GanbenchError, InputError, UnknownNameError
 from ganbench.evaluation import evaluate
 from ganbench.generative import GenerativeModel, LatentSpec
+from ganbench.leaderboards import make_protocol
 from ganbench.registry import feature_extractors
 from ganbench.sources import FolderSource, GeneratorSource, TensorSource, resolve_source
 from ganbench.metrics.base import FeatureExtractor
@@ -255,6 +257,8 @@ DIST_SCRIPT = textwrap.dedent("""
     from test_evaluation import TinyExtractor, NoiseGenerator, TINY, random_images
     from ganbench.registry import feature_extractors
     from ganbench.evaluation import evaluate
+    from ganbench.features import join_process_group
+    join_process_group("cpu")  # a no-op without torchrun
     feature_extractors.register(TINY, lambda weights=None, device="cpu": TinyExtractor(), provides=("pool", "logits"))
     r = evaluate(NoiseGenerator(), random_images(45, seed=2), ["fid", "pr", "isc"], extractor=TINY,
                  num_samples=45, batch_size=8, progress=False, use_cache=False, options={{"isc": {{"splits": 3}}}})
@@ -406,3 +410,22 @@ def test_samples_beyond_memory_fail_up_front(tiny):
     with pytest.raises(InputError, match=r"needs ~[\d,.]+ GiB of memory, have [\d,.]+ GiB"):
         evaluate(Counted(), random_images(20), ["fid"], extractor=TINY, num_samples=10**12, progress=False)
     assert tiny.calls == PROBE and Counted.calls == 0  # sized from a blank image: nothing generated
+
+
+def test_rows_carry_the_results_store_protocol_and_run_id(tiny):
+    result = evaluate(random_images(20, seed=1), random_images(20, seed=2), ["fid", "isc"], extractor=TINY,
+                      options={"isc": {"splits": "2"}}, progress=False, use_cache=False)
+    assert len({r["run_id"] for r in result.rows}) == 1 and re.fullmatch("[0-9a-f]{32}", result.rows[0]["run_id"])
+    for row in result.rows:
+        protocol = json.loads(row["protocol"])
+        assert make_protocol(**protocol) == (row["protocol"], row["protocol_id"])  # the store's canonical form
+    isc = next(r for r in result.rows if r["key"] == "isc")
+    assert json.loads(isc["protocol"])["options"] == {"splits": 2, "shuffle": True, "rng": "generator", "seed": 2020}
+
+
+def test_evaluate_uses_a_process_group_but_never_starts_one(tiny, monkeypatch):
+    """Under torchrun the caller joins the group (the CLI: features.join_process_group)."""
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun sets it; no MASTER_ADDR: joining would fail
+    result = evaluate(random_images(10), random_images(10, seed=1), ["fid"], extractor=TINY, progress=False,
+                      use_cache=False)
+    assert not torch.distributed.is_initialized() and result.value("fid") >= 0

@@ -170,7 +170,7 @@ def test_diversity_zero_when_noise_is_ignored(torch_home):
     assert metrics.get("lpips-diversity").needs_generator
     out = _diversity(NoisyPattern(0.0), torch_home)
     assert out["lpips_diversity"] == pytest.approx(0.0, abs=1e-7)
-    assert out["_extractor"] == "lpips-alex" and out["_weights_standard"] is False
+    assert out.extractor["extractor"] == "lpips-alex" and out.extractor["weights_standard"] is False
     # Conditional: both samples of a pair share the class, so class-only variation counts 0.
     out = _diversity(NoisyPattern(0.0, classes=5), torch_home, classes=5)
     assert out["lpips_diversity"] == pytest.approx(0.0, abs=1e-7)

@@ -329,13 +329,17 @@ def test_option_validation():
         kid.compute(x, y, generator=gen, subset_size=45)
     assert "\n" not in str(err.value)
     assert kid.min_samples({"subset_size": 45}) == 45
-    with pytest.raises(GanbenchError, match="Did you mean 'subset_size'"):
-        kid.compute(x, y, generator=gen, subset_sise=10)
+    with pytest.raises(GanbenchError, match="metric 'kid' has no option 'subset_sise'. Did you mean 'subset_size'"):
+        kid.read_options({"subset_sise": 10})
     with pytest.raises(GanbenchError, match="torch-fidelity"):
         kid.compute(x, y, generator=gen, subset_size=10, rng="numpy")
     with pytest.raises(InputError, match="gamma"):
         kid.compute(x, y, generator=gen, subset_size=10, gamma=-1)
-    assert kid.compute(x, y, generator=gen, subset_size=10, subsets=2, gamma="0.5")["kid"] > 0  # CLI strings
+    cli_text = kid.read_options({"subset_size": "10", "subsets": "2", "gamma": "0.5"})
+    assert cli_text == {**kid.defaults, "subset_size": 10, "subsets": 2, "gamma": 0.5}
+    assert kid.compute(x, y, generator=gen, **cli_text)["kid"] > 0
+    with pytest.raises(InputError, match="kid.subsets must be >= 1, got 0"):
+        kid.compute(x, y, generator=gen, **kid.read_options({"subsets": "0"}))
     with pytest.raises(InputError, match="at least 10"):
         isc.compute({"logits": torch.randn(5, 3)}, None, generator=gen)
     with pytest.raises(InputError, match="'logits'"):
@@ -352,6 +356,21 @@ def test_option_validation():
         fid_from_stats(np.zeros(3), np.eye(3), np.zeros(4), np.eye(4))
     with pytest.raises(InputError, match="rng='generator' needs a torch.Generator"):
         inception_score(torch.randn(20, 3), 2, generator=None)
+
+
+def test_options_are_read_as_their_declared_types():
+    """Text from the command line becomes each option's type: the compute function's
+    annotation (None-able ones such as kid.gamma, ppl.resize), else its default's type."""
+    kid, isc, ppl = (metric_registry.get(n) for n in ("kid", "isc", "ppl"))
+    assert kid.read_options({"gamma": "none", "coef0": "2"})["gamma"] is None
+    assert kid.read_options({"coef0": "2"})["coef0"] == 2.0 and kid.read_options({"coef0": 2})["coef0"] == 2.0
+    assert isc.read_options({"shuffle": "no"})["shuffle"] is False
+    assert ppl.read_options({"resize": "none", "discard_lower": "none"})["resize"] is None
+    assert ppl.read_options({"resize": "32"})["resize"] == 32
+    with pytest.raises(GanbenchError, match="metric 'kid' option 'subsets' expects int, got 'many'"):
+        kid.read_options({"subsets": "many"})
+    with pytest.raises(GanbenchError, match="metric 'isc' option 'shuffle' expects true/false, got 'maybe'"):
+        isc.read_options({"shuffle": "maybe"})
 
 
 @pytest.mark.slow

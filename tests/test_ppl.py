@@ -151,7 +151,7 @@ def test_compute_ppl_closed_form_expectation():
     std = math.sqrt(2 * (2 * mm).square().sum().item()) * L2_SCALE  # of a Gaussian quadratic form
     assert out["ppl"] == pytest.approx(mean, abs=5 * std / math.sqrt(n))
     assert out["ppl_std"] == pytest.approx(std, rel=0.15)
-    assert out["_extractor"] == "l2"
+    assert out.extractor["extractor"] == "l2"
 
 
 def test_batch_size_independence_and_options():
@@ -261,8 +261,8 @@ def test_compute_ppl_with_lpips_records_weights(torch_home):
     out = compute_ppl(model, generator=torch.Generator().manual_seed(0), num_paths=6, batch_size=6,
                       epsilon=1e-2)
     assert out["ppl"] > 0 and out["ppl_std"] >= 0
-    assert out["_extractor"] == "lpips-vgg16-tf" and out["_weights_standard"] is False
-    assert out["_weights_sha256"] == sha256_file(torch_home / "hub" / "checkpoints" / CATALOG["vgg16"].filename)
+    assert out.extractor["extractor"] == "lpips-vgg16-tf" and out.extractor["weights_standard"] is False
+    assert out.extractor["weights_sha256"] == sha256_file(torch_home / "hub" / "checkpoints" / CATALOG["vgg16"].filename)
 
 
 def test_missing_vgg16_names_file_and_sha(tmp_path, monkeypatch):

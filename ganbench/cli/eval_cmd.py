@@ -42,8 +42,13 @@ from ganbench.errors import GanbenchError, write_problem
 @click.option("--no-record", is_flag=True, help="Do not append the results to the results store.")
 @click.option("--no-cache", is_flag=True, help="Recompute features even if cached.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@click.option("--cross-check", is_flag=True,
+              help="Then recompute fid/isc/kid/pr/pr-vgg16 with torch-fidelity on the same images and weights, "
+                   "print both and exit 1 if any differs by more than 1e-3 relative (inception-v3-compat only; "
+                   "isc and kid draw with rng=torch-fidelity).")
 def eval_cmd(metrics, input_, reference, source, num_samples, num_reference, extractor, weights, extra_weights,
-             metric_options, batch_size, device, seed, json_path, force, model_name, no_record, no_cache, quiet):
+             metric_options, batch_size, device, seed, json_path, force, model_name, no_record, no_cache, quiet,
+             cross_check):
     """Evaluate images or a generator with one or more metrics in one pass.
 
     \b
@@ -52,25 +57,29 @@ def eval_cmd(metrics, input_, reference, source, num_samples, num_reference, ext
       ganbench eval -m fid -i runs/dcgan/checkpoint.safetensors -r cifar10:train -n 50000
       ganbench eval -m pr-vgg16 -i fake.npz -r real.npz --extra-weights vgg16=vgg16-397923af.pth
       ganbench eval -m fid -i runs/pix2pix/checkpoint.safetensors -r mnist:test --extractor lenet-mnist
+      ganbench eval -m fid -m kid -i samples/ -r cifar10:test --cross-check
     """
-    from ganbench.evaluation import _rank, evaluate
+    from ganbench.evaluation import default_device, evaluate
+    from ganbench.features import distributed, join_process_group
 
     if json_path:
         _check_output(Path(json_path), force)
-    options: dict[str, dict[str, str]] = {}
-    for key, value in parse_assignments(metric_options, "--option").items():
-        metric, sep, opt = key.partition(".")
-        if not sep:
-            raise click.BadParameter(f"expected METRIC.KEY=VALUE, got {key!r}", param_hint="--option")
-        options.setdefault(metric, {})[opt] = value
+    options = _metric_options(metric_options)
+    if cross_check:
+        from ganbench.crosscheck import cross_check_options
+
+        options = cross_check_options(list(metrics), extractor, options)
+    extra_weights = parse_assignments(extra_weights, "--extra-weights")
+    device = device or default_device()
+    join_process_group(device)  # under torchrun: every rank takes a shard of the feature pass
     with warnings.catch_warnings():
         warnings.showwarning = _echo_warning
         result = evaluate(
             input_, reference, metrics, extractor=extractor, weights=weights,
-            extra_weights=parse_assignments(extra_weights, "--extra-weights"), num_samples=num_samples,
+            extra_weights=extra_weights, num_samples=num_samples,
             num_reference=num_reference, options=options, batch_size=batch_size, device=device, seed=seed,
             use_cache=not no_cache, progress=not quiet, record=False, model_name=model_name, source=source)
-    if _rank() != 0:
+    if distributed()[0] != 0:
         return
     # the result is shown and written before the store, which may fail (then: Error, exit 2)
     click.echo(format_table(result.rows))
@@ -82,6 +91,32 @@ def eval_cmd(metrics, input_, reference, source, num_samples, num_reference, ext
     finally:
         if not no_record:
             result.record()
+    if cross_check:
+        _cross_check(result, input_, reference, list(metrics), options=options, weights=weights,
+                     extra_weights=extra_weights, num_samples=num_samples, num_reference=num_reference,
+                     batch_size=batch_size, device=device, seed=seed, source=source)
+
+
+def _metric_options(items: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    """``("kid.subsets=5",)`` -> ``{"kid": {"subsets": "5"}}`` (read as types by the evaluation)."""
+    options: dict[str, dict[str, str]] = {}
+    for key, value in parse_assignments(items, "--option").items():
+        metric, sep, opt = key.partition(".")
+        if not sep:
+            raise click.BadParameter(f"expected METRIC.KEY=VALUE, got {key!r}", param_hint="--option")
+        options.setdefault(metric, {})[opt] = value
+    return options
+
+
+def _cross_check(result, *args, **kwargs) -> None:
+    """Print torch-fidelity's numbers beside ours; exit 1 when one disagrees."""
+    from ganbench.crosscheck import cross_check, format_agreements
+
+    agreements = cross_check(result, *args, **kwargs)
+    click.echo(format_agreements(agreements))
+    if not all(a.agrees for a in agreements):
+        click.echo("cross-check failed: ganbench and torch-fidelity differ by more than 1e-3 relative", err=True)
+        click.get_current_context().exit(1)
 
 
 def _echo_warning(message, category, filename, lineno, file=None, line=None) -> None:
