@@ -22,20 +22,8 @@ import tempfile
 import time
 
 import torch
-from torch.utils.data import Dataset
 
-
-class Uint8Images(Dataset):
-    """torch-fidelity input: a dataset of uint8 (3, H, W) tensors."""
-
-    def __init__(self, images: torch.Tensor):
-        self.images = images
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return self.images[i]
+from ganbench.crosscheck import Uint8Images  # torch-fidelity's input
 
 
 def bench_images(num: int) -> tuple[torch.Tensor, torch.Tensor, str]:

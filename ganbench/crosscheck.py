@@ -90,7 +90,7 @@ def cross_check(result, input: Any, reference: Any, metrics: list[str], *, optio
                             seed=seed, device=device, source=source)
     fake = _images(inputs.fake, batch_size)
     real = _images(inputs.real, batch_size) if inputs.real is not None else None
-    common = dict(input1=_Uint8Images(fake), input2=_Uint8Images(real) if real is not None else None,
+    common = dict(input1=Uint8Images(fake), input2=Uint8Images(real) if real is not None else None,
                   cuda=str(device).startswith("cuda"), batch_size=batch_size, cache=False, verbose=False,
                   save_cpu_ram=True)  # no DataLoader worker processes: the images are in memory already
     by_name = {m.name: m.options for m in plan.metrics if m.name in COMPARED}
@@ -165,8 +165,8 @@ def _images(source, batch_size: int) -> torch.Tensor:
     return torch.cat([to_rgb_uint8(images.cpu()) for _, images in iter_batches(source, batch_size)])
 
 
-class _Uint8Images(Dataset):
-    """torch-fidelity's input: a dataset of uint8 (3, H, W) tensors."""
+class Uint8Images(Dataset):
+    """torch-fidelity's input: a dataset of uint8 (3, H, W) tensors (``images``: uint8 (N, 3, H, W))."""
 
     def __init__(self, images: torch.Tensor):
         self.images = images
