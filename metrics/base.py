@@ -122,6 +122,18 @@ class Metric:
         return read_options(f"metric {self.name!r}", given or {}, self.defaults, _option_hints(self.compute))
 
 
+# what the runner passes to compute itself; every other keyword-only parameter is an option
+RUNNER_ARGUMENTS = frozenset({"generator", "device", "batch_size", "weights", "labels", "outputs", "targets"})
+
+
+def keyword_defaults(compute: Callable) -> dict[str, Any]:
+    """The options of ``compute`` and their defaults, read off its keyword-only parameters
+    (those the runner passes excepted), so that a metric declares them once:
+    ``Metric(..., defaults=keyword_defaults(compute_ppl))``."""
+    return {p.name: p.default for p in inspect.signature(compute).parameters.values()
+            if p.kind is p.KEYWORD_ONLY and p.default is not p.empty and p.name not in RUNNER_ARGUMENTS}
+
+
 def _option_hints(compute: Callable) -> dict[str, Any]:
     """The type annotations of ``compute``'s keyword-only parameters (its options)."""
     try:

@@ -17,7 +17,7 @@ import torch
 from ganbench.errors import InputError
 from ganbench.generative import GenerativeModel, check_generated, sample_latents
 from ganbench.images import float_to_uint8, to_rgb_uint8
-from ganbench.metrics.base import Metric, MetricResult, register_metric
+from ganbench.metrics.base import Metric, MetricResult, keyword_defaults, register_metric
 
 _CHUNK = 1024  # pairs drawn from the RNG at a time, so results do not depend on batch_size
 
@@ -79,7 +79,7 @@ register_metric(Metric(
     needs_reference=False,
     needs_generator=True,
     higher_is_better={"lpips_diversity": True},
-    defaults={"num_pairs": 2000, "net": "alex", "resize": None},
+    defaults=keyword_defaults(compute_lpips_diversity),
     version=1,
     description="mean LPIPS between samples from different latents (same class for conditional models)",
 ))

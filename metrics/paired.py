@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 
 from ganbench.errors import InputError
-from ganbench.metrics.base import Metric, MetricResult, register_metric
+from ganbench.metrics.base import Metric, MetricResult, keyword_defaults, register_metric
 
 PSNR_MAX_DB = 100.0  # the score of an exact copy (infinite PSNR), and the cap of every image
 
@@ -86,7 +86,7 @@ register_metric(Metric(
     needs_targets=True,
     higher_is_better={"psnr": True},
     version=1,
-    defaults={"max_db": PSNR_MAX_DB},
+    defaults=keyword_defaults(_compute_psnr),
     min_samples=lambda options: 1,
     description="PSNR (dB, pixels in [0, 1], peak 1) of each translation to its ground truth, averaged over "
                 "images, capped at max_db (paired sources)",

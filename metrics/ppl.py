@@ -42,7 +42,7 @@ from torch import nn
 from ganbench.errors import InputError, UnknownNameError
 from ganbench.generative import GenerativeModel, check_generated, sample_latents
 from ganbench.images import float_to_uint8, to_rgb_uint8
-from ganbench.metrics.base import Metric, MetricResult, register_metric
+from ganbench.metrics.base import Metric, MetricResult, keyword_defaults, register_metric
 
 SAMPLINGS = ("end", "full")
 SPACES = ("auto", "z", "w")
@@ -272,9 +272,7 @@ register_metric(Metric(
     needs_reference=False,
     needs_generator=True,
     higher_is_better={"ppl": False},
-    defaults={"num_paths": 50_000, "epsilon": 1e-4, "sampling": "end", "space": "auto", "z_interp": "slerp",
-              "similarity": "lpips-vgg16-tf", "resize": 64, "quantize": True, "crop": False,
-              "discard_lower": 1.0, "discard_upper": 99.0},
+    defaults=keyword_defaults(compute_ppl),
     version=1,
     description="perceptual path length (StyleGAN): LPIPS-VGG16 distance per squared latent step",
 ))
