@@ -36,18 +36,25 @@ import time
 from pathlib import Path
 
 REQUIRED_MARGIN = 0.15
+DEFAULT_LOG = Path("bench/results/learning_margins.jsonl")
 
 
 def variants(seeds: int) -> list[dict]:
-    out = [{"variant": f"seed {s}", "seed": s, "threads": 1, "mkldnn": True} for s in range(seeds)]
-    out.append({"variant": "2 threads", "seed": 0, "threads": 2, "mkldnn": True})
-    out.append({"variant": "no mkldnn", "seed": 0, "threads": 1, "mkldnn": False})
-    return out
+    """The test itself (seed 0), the float-path variants, then the other seeds."""
+    out = [{"variant": "seed 0", "seed": 0, "threads": 1, "mkldnn": True},
+           {"variant": "no mkldnn", "seed": 0, "threads": 1, "mkldnn": False},
+           {"variant": "2 threads", "seed": 0, "threads": 2, "mkldnn": True}]
+    return out + [{"variant": f"seed {s}", "seed": s, "threads": 1, "mkldnn": True} for s in range(1, seeds)]
 
 
-def run_one(name: str, variant: dict) -> dict:
-    """One learning test under one variant, in a fresh process."""
+def run_one(name: str, variant: dict, log: Path = DEFAULT_LOG) -> dict:
+    """One learning test under one variant, in a fresh process (or its row from ``log``
+    when another instance of this script has run it meanwhile)."""
     import torch
+
+    for row in read_log(log):
+        if (row["model"], row["variant"]) == (name, variant["variant"]):
+            return row
 
     from ganbench.testing import mnist_lenet_reference, short_run_learning
 
@@ -96,7 +103,7 @@ def table(rows: list[dict]) -> str:
     import torch
 
     by_model: dict[str, list[dict]] = {}
-    for r in rows:
+    for r in {(r["model"], r["variant"]): r for r in rows}.values():  # one row per run
         by_model.setdefault(r["model"], []).append(r)
     lines = [f"# Learning-test margins ({datetime.date.today().isoformat()})", "",
              f"CPU: {cpu_description()}; torch {torch.__version__}; Python {platform.python_version()}.",
@@ -123,7 +130,7 @@ def main(argv=None) -> int:
     parser.add_argument("--models", nargs="*", help="models to run (default: every learning-tested model)")
     parser.add_argument("--seeds", type=int, default=5, help="seeds per model (seed 0 is the test)")
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (one process each)")
-    parser.add_argument("--log", type=Path, default=Path("bench/results/learning_margins.jsonl"))
+    parser.add_argument("--log", type=Path, default=DEFAULT_LOG)
     parser.add_argument("--out", type=Path, default=None, help="also write the table here (Markdown)")
     parser.add_argument("--rerun", action="store_true", help="rerun the listed models even if logged")
     parser.add_argument("--table", action="store_true", help="only print the table from the log")
@@ -136,15 +143,21 @@ def main(argv=None) -> int:
         args.log.write_text("".join(json.dumps(r) + "\n" for r in kept))
     if not args.table:
         done = {(r["model"], r["variant"]) for r in read_log(args.log)}
-        todo = [(n, v) for n in names for v in variants(args.seeds) if (n, v["variant"]) not in done]
+        # variant-major: a partial run already covers every model once, then widens
+        todo = [(n, v) for v in variants(args.seeds) for n in names if (n, v["variant"]) not in done]
         print(f"{len(todo)} runs to do ({len(done)} logged)", flush=True)
         context = multiprocessing.get_context("spawn")
         with cf.ProcessPoolExecutor(args.jobs, mp_context=context, max_tasks_per_child=1) as pool:
-            futures = {pool.submit(run_one, n, v): (n, v["variant"]) for n, v in todo}
+            futures = {pool.submit(run_one, n, v, args.log): (n, v["variant"]) for n, v in todo}
             for i, future in enumerate(cf.as_completed(futures), 1):
-                row = future.result()
-                with args.log.open("a") as f:
-                    f.write(json.dumps(row) + "\n")
+                try:
+                    row = future.result()
+                except Exception as exc:  # not logged: a rerun tries it again
+                    print(f"[{i}/{len(todo)}] {futures[future]} failed: {type(exc).__name__}: {exc}", flush=True)
+                    continue
+                if row not in read_log(args.log):
+                    with args.log.open("a") as f:
+                        f.write(json.dumps(row) + "\n")
                 print(f"[{i}/{len(todo)}] {row['model']:10s} {row['variant']:10s} FID {row['fid_before']:.0f} -> "
                       f"{row['fid_after']:.0f} acc {row['accuracy']} margin {row['margin']:+.2f} "
                       f"({row['seconds']:.0f} s)", flush=True)
