@@ -31,7 +31,7 @@ import torch
 
 import ganbench
 from ganbench.errors import GanbenchError, InputError
-from ganbench.features import PIXELS, distributed, extract
+from ganbench.features import Extractors, distributed, extract
 from ganbench.leaderboards.store import canonical_json, make_protocol, new_run_id, utc_now
 from ganbench.metrics.base import Metric, MetricResult
 from ganbench.registry import feature_extractors, metrics as metric_registry
@@ -202,9 +202,6 @@ def _check_input_kind(metric: Metric, inputs: Inputs) -> None:
 
 
 # -- the one feature pass ----------------------------------------------------------------------
-Extractors = dict[str, tuple[torch.nn.Module, tuple[str, ...]]]  # {name: (module, features wanted)}
-
-
 def build_extractors(plan: Plan, *, extractor: str, weights: Any, extra_weights: dict[str, Any],
                      device: str) -> Extractors:
     """Each extractor the plan needs, built once, checked to give the features asked of it."""
@@ -240,9 +237,8 @@ def extract_features(plan: Plan, inputs: Inputs, modules: Extractors, *, batch_s
         return Features({}, {}, None)
     common = dict(batch_size=batch_size, device=device, use_cache=use_cache, progress=progress)
     fake = extract(inputs.fake, modules, label="input", keep_images=keep, **common)
-    outputs = fake.pop(PIXELS)["images"] if keep else None
-    real = extract(inputs.real, real_modules, label="reference", **common) if inputs.real is not None else {}
-    return Features(fake, real, outputs)
+    real = {} if inputs.real is None else extract(inputs.real, real_modules, label="reference", **common).features
+    return Features(fake.features, real, fake.images)
 
 
 # -- the metrics --------------------------------------------------------------------------------
@@ -407,10 +403,11 @@ def evaluate(
     features = extract_features(plan, inputs, modules, batch_size=batch_size, device=device,
                                 use_cache=use_cache, progress=progress)
     common = common_fields(inputs, seed=seed, device=device, model_name=model_name, tags=tags)
-    rows = [row for m in plan.metrics
-            for row in metric_rows(m, compute_metric(m, inputs, features, modules, seed=seed, device=device,
-                                                     batch_size=batch_size, extra_weights=extra_weights),
-                                   inputs, common)]
+    rows: list[dict[str, Any]] = []
+    for m in plan.metrics:
+        computed = compute_metric(m, inputs, features, modules, seed=seed, device=device, batch_size=batch_size,
+                                  extra_weights=extra_weights)
+        rows += metric_rows(m, computed, inputs, common)
     wall_time_s = round(time.perf_counter() - started, 3)
     result = EvaluationResult([{**row, "wall_time_s": wall_time_s} for row in rows])
     if not result.standard:

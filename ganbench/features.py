@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,6 @@ from ganbench.errors import write_problem
 from ganbench.sources import ImageSource, iter_batches
 
 FEATURE_FORMAT_VERSION = 1  # bump when cached features could change meaning
-PIXELS = "_pixels"  # extract(keep_images=True): {PIXELS: {"images": uint8 (N, 3, H, W)}}
 # Temp files are named FEATURE_TEMP_PREFIX + "<pid>@<host>-<random>.tmp", so the next run can
 # tell a killed writer's leftovers (a dead pid on this host, or older than STALE_TEMP_S).
 FEATURE_TEMP_PREFIX = ".features-"
@@ -151,61 +151,77 @@ def distributed() -> tuple[int, int]:
     return 0, 1
 
 
-def extract(source: ImageSource, extractors: dict[str, tuple[torch.nn.Module, tuple[str, ...]]], *,
-            batch_size: int = 64, device: torch.device | str = "cpu", use_cache: bool = True,
-            progress: bool = True, label: str = "", keep_images: bool = False) -> dict[str, dict[str, torch.Tensor]]:
+Extractors = dict[str, tuple[torch.nn.Module, tuple[str, ...]]]  # {name: (module, feature names wanted)}
+# one batch's output: (batch index, {extractor: {feature: (B, D)}}, the images if kept)
+BatchOutput = tuple[int, dict[str, dict[str, torch.Tensor]], torch.Tensor | None]
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """What one pass over an input gave."""
+
+    features: dict[str, dict[str, torch.Tensor]]  # {extractor: {feature: float32 (N, D) CPU tensor}}
+    images: torch.Tensor | None = None  # uint8 (N, 3, H, W) in order, when asked to keep them
+
+
+def extract(source: ImageSource, extractors: Extractors, *, batch_size: int = 64,
+            device: torch.device | str = "cpu", use_cache: bool = True, progress: bool = True, label: str = "",
+            keep_images: bool = False) -> Extraction:
     """Features of every image of ``source`` for every extractor, in one pass.
 
     Args:
         source: the images.
         extractors: {extractor name: (module, feature names wanted)}.
-        keep_images: also return the images themselves, in order, under
-            ``{PIXELS: {"images": uint8 (N, 3, H, W)}}`` (for paired metrics; the pass
-            runs even when every extractor's features are cached).
-    Returns:
-        {extractor name: {feature name: float32 (N, D) CPU tensor}}.
+        keep_images: also keep the images themselves (for paired metrics; the pass runs
+            even when every extractor's features are cached).
     """
-    device = torch.device(device)
-    n = len(source)
-    results: dict[str, dict[str, torch.Tensor]] = {}
-    todo: dict[str, tuple[torch.nn.Module, tuple[str, ...]]] = {}
-    cache_keys: dict[str, dict[str, Any]] = {}
-    content_key = source.content_key() if use_cache else None
-    if content_key is not None:
-        _remove_stale_temps(cache_dir())
-    for name, (module, feats) in extractors.items():
-        if content_key is not None:
-            key_fields = {"content": content_key, "num_samples": n, "features": sorted(feats),
-                          "format": FEATURE_FORMAT_VERSION, **module.describe()}
-            cached = _read_cache(_cache_path(key_fields), key_fields)
-            if cached is not None:
-                results[name] = cached
-                continue
-            cache_keys[name] = key_fields
-        todo[name] = (module, tuple(feats))
+    cache_keys = _cache_keys(source, extractors) if use_cache else {}
+    results = {name: cached for name, key in cache_keys.items()
+               if (cached := _read_cache(_cache_path(key), key)) is not None}
+    todo = {name: (module, tuple(feats)) for name, (module, feats) in extractors.items() if name not in results}
     if not todo and not keep_images:
-        return results
+        return Extraction(results)
+    batches = _run_pass(source, todo, batch_size=batch_size, device=torch.device(device), progress=progress,
+                        label=label, keep_images=keep_images)
+    for name, (_, feats) in todo.items():
+        results[name] = {f: torch.cat([out[name][f] for _, out, _ in batches]) for f in feats}
+        if name in cache_keys and distributed()[0] == 0:
+            _write_cache(_cache_path(cache_keys[name]), cache_keys[name], results[name])
+    return Extraction(results, torch.cat([images for _, _, images in batches]) if keep_images else None)
 
+
+def _cache_keys(source: ImageSource, extractors: Extractors) -> dict[str, dict[str, Any]]:
+    """{extractor: the fields its cached features are keyed by}; empty when ``source``
+    has no content key (a generator: nothing to cache)."""
+    content_key = source.content_key()
+    if content_key is None:
+        return {}
+    _remove_stale_temps(cache_dir())
+    return {name: {"content": content_key, "num_samples": len(source), "features": sorted(feats),
+                   "format": FEATURE_FORMAT_VERSION, **module.describe()}
+            for name, (module, feats) in extractors.items()}
+
+
+def _run_pass(source: ImageSource, todo: Extractors, *, batch_size: int, device: torch.device, progress: bool,
+              label: str, keep_images: bool) -> list[BatchOutput]:
+    """Every batch through every extractor of ``todo``, in batch order. Under a process
+    group each rank takes a round-robin shard of the batches and they are gathered back."""
     rank, world = distributed()
-    n_batches = (n + batch_size - 1) // batch_size
-    mine = range(rank, n_batches, world)  # round-robin shard of the batches
-    batches: list[tuple[int, dict[str, dict[str, torch.Tensor]]]] = []
+    n_batches = (len(source) + batch_size - 1) // batch_size
+    mine = range(rank, n_batches, world)
+    batches: list[BatchOutput] = []
     bar = None
     if progress and rank == 0:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=min(len(mine) * batch_size, n), desc=f"features {label}".strip(), unit="img",
+        bar = tqdm(total=min(len(mine) * batch_size, len(source)), desc=f"features {label}".strip(), unit="img",
                    file=sys.stderr, leave=False, dynamic_ncols=True)
     with torch.inference_mode():
         for b, images in iter_batches(source, batch_size, mine):
             images = images.to(device, non_blocking=True)
-            outputs = {}
-            for name, (module, feats) in todo.items():
-                out = module(images, feats)
-                outputs[name] = {f: out[f].float().cpu() for f in feats}
-            if keep_images:
-                outputs[PIXELS] = {"images": images.cpu()}
-            batches.append((b, outputs))
+            outputs = {name: {f: out[f].float().cpu() for f in feats}
+                       for name, (module, feats) in todo.items() for out in [module(images, feats)]}
+            batches.append((b, outputs, images.cpu() if keep_images else None))
             if bar is not None:
                 bar.update(len(images))
     if bar is not None:
@@ -214,11 +230,4 @@ def extract(source: ImageSource, extractors: dict[str, tuple[torch.nn.Module, tu
         gathered: list[Any] = [None] * world
         torch.distributed.all_gather_object(gathered, batches)
         batches = sorted((item for part in gathered for item in part), key=lambda item: item[0])
-
-    for name, (_, feats) in todo.items():
-        results[name] = {f: torch.cat([out[name][f] for _, out in batches]) for f in feats}
-        if name in cache_keys and rank == 0:
-            _write_cache(_cache_path(cache_keys[name]), cache_keys[name], results[name])
-    if keep_images:
-        results[PIXELS] = {"images": torch.cat([out[PIXELS]["images"] for _, out in batches])}
-    return results
+    return batches
