@@ -156,8 +156,9 @@ _MNIST = {"image_size": 28}
     description="MLP G and maxout D, both conditioned on the one-hot label",
     # narrow G, the paper's D; Adam, since SGD at lr 0.1 needs thousands of steps to get anywhere.
     # The one-hot label branch of G learns slowly (its ReLU units die easily): with narrower D or
-    # fewer steps the samples ignore the label (class accuracy ~0.1 at 500 steps, 0.34 at 1000).
+    # fewer steps the samples ignore the label (class accuracy ~0.1 at 500 steps, 0.34 at 1000
+    # against the test's 0.3, 0.27 on an AVX-512 machine; 0.56 at 1500, lenet-FID 281).
     tiny={"g_z_hidden": 64, "g_y_hidden": 128, "g_hidden": 256, "optimizer": "adam", "lr": 2e-3},
-    test_steps=1000)
+    test_steps=1500)
 def build(config: CGANConfig) -> CGAN:
     return CGAN(config)
