@@ -15,21 +15,17 @@ versions; the sidecar adds the sha256 of the safetensors file. The metadata also
 so a checkpoint without its sidecar is verified too (files written before it existed
 load unverified).
 
-Writes are atomic (temp file, fsync, ``os.replace``): a run killed at any moment leaves
-the previous checkpoint readable, and the next run in that folder removes the killed
-writer's temp files (:func:`remove_stale_temps`). The safetensors file is
-self-describing: when the sidecar describes the same step its sha256 is verified, and a
-damaged sidecar (only a copy) is ignored with a warning. Nothing is ever unpickled.
+Writes are atomic (:mod:`ganbench.atomic`): a run killed at any moment leaves the
+previous checkpoint readable, and the next run in that folder removes the killed
+writer's temp files. The safetensors file is self-describing: when the sidecar describes
+the same step its sha256 is verified, and a damaged sidecar (only a copy) is ignored with
+a warning. Nothing is ever unpickled.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import re
-import socket
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -37,6 +33,7 @@ from typing import Any
 import torch
 
 import ganbench
+from ganbench.atomic import atomic_path
 from ganbench.errors import GanbenchError, MissingFileError
 from ganbench.generative import ConditionalImageGenerator, GenerativeModel, LatentSpec
 from ganbench.weights import sha256_file
@@ -98,39 +95,6 @@ def sidecar_path(path: str | os.PathLike) -> Path:
     return Path(path).with_suffix(".json")
 
 
-def temp_path(path: Path) -> Path:
-    """Where ``path`` is written before its atomic rename: ``.<name>.tmp<pid>@<host>``, so
-    :func:`remove_stale_temps` can tell a killed writer's leftovers from a live writer's."""
-    return path.with_name(f".{path.name}.tmp{os.getpid()}@{socket.gethostname()}")
-
-
-_TEMP_NAME = re.compile(r"\.(.+)\.tmp(\d+)(?:@(.+))?")  # without @host: written before hosts were named
-
-
-def remove_stale_temps(folder: Path) -> None:
-    """Delete :func:`temp_path` files in ``folder`` whose writer was killed: a dead process
-    on this host, or an hour old (the feature cache's rule)."""
-    with contextlib.suppress(OSError):  # no folder, or not ours to clean
-        for path in folder.glob(".*.tmp*"):
-            with contextlib.suppress(OSError):  # removed by someone else first
-                if _is_stale_temp(path):
-                    path.unlink()
-
-
-def _is_stale_temp(path: Path) -> bool:
-    from ganbench.features import STALE_TEMP_S, _process_alive  # one rule for every temp file
-
-    match = _TEMP_NAME.fullmatch(path.name)
-    if not match:
-        return False
-    if time.time() - path.stat().st_mtime > STALE_TEMP_S:
-        return True
-    pid, host = int(match[2]), match[3]
-    if host not in (None, socket.gethostname()) or pid >= 2 ** 31:  # another machine's, or not a pid
-        return False
-    return not _process_alive(pid)
-
-
 def payload_sha256(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> str:
     """sha256 of the metadata (but its own ``payload_sha256``) and every tensor (name,
     dtype, shape, bytes) in key order: checkable from the safetensors file alone."""
@@ -143,13 +107,6 @@ def payload_sha256(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> st
     return digest.hexdigest()
 
 
-def _fsync_write(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def save_checkpoint(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> str:
     """Write ``tensors`` + ``meta`` atomically to ``path`` and its JSON sidecar; return the sha256."""
     from safetensors.torch import save_file
@@ -160,27 +117,13 @@ def save_checkpoint(path: str | os.PathLike, tensors: dict[str, torch.Tensor], m
     # clone: safetensors refuses shared or non-contiguous storage (tied weights, channels_last)
     flat = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in tensors.items()}
     meta[HASH_KEY] = payload_sha256(meta, flat)
-    tmp, tmp_json = temp_path(path), temp_path(sidecar_path(path))
-    try:
+    # the inner block's file moves first: the checkpoint, then its sidecar
+    with atomic_path(sidecar_path(path)) as tmp_json, atomic_path(path) as tmp:
         # one metadata key: safetensors writes several in a random order (same run, same bytes)
         save_file(flat, str(tmp), metadata={"ganbench": json.dumps(meta)})
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
         digest = sha256_file(tmp)
         sidecar = {"file": path.name, "sha256": digest, **meta}
-        _fsync_write(tmp_json, (json.dumps(sidecar, indent=1, sort_keys=False) + "\n").encode())
-        os.replace(tmp, path)  # atomic: the old checkpoint stays valid until here
-        os.replace(tmp_json, sidecar_path(path))
-        try:
-            fd = os.open(path.parent, os.O_RDONLY)
-            os.fsync(fd)
-            os.close(fd)
-        except OSError:  # directories cannot be fsynced everywhere
-            pass
-    finally:
-        for t in (tmp, tmp_json):
-            if t.exists():
-                t.unlink()
+        tmp_json.write_text(json.dumps(sidecar, indent=1, sort_keys=False) + "\n", encoding="utf-8")
     return digest
 
 

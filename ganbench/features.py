@@ -15,15 +15,10 @@ writers are removed by the next run.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import re
-import socket
 import sys
-import tempfile
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,15 +26,11 @@ from typing import Any
 
 import torch
 
+from ganbench.atomic import atomic_path, remove_stale_temps
 from ganbench.errors import write_problem
 from ganbench.sources import ImageSource, iter_batches
 
 FEATURE_FORMAT_VERSION = 1  # bump when cached features could change meaning
-# Temp files are named FEATURE_TEMP_PREFIX + "<pid>@<host>-<random>.tmp", so the next run can
-# tell a killed writer's leftovers (a dead pid on this host, or older than STALE_TEMP_S).
-FEATURE_TEMP_PREFIX = ".features-"
-STALE_TEMP_S = 3600  # a write takes seconds; an hour-old temp file is abandoned
-_TEMP_NAME = re.compile(rf"{re.escape(FEATURE_TEMP_PREFIX)}(\d+)@(.*)-[^-]*\.tmp")
 
 
 def cache_dir() -> Path:
@@ -59,7 +50,7 @@ def _cache_path(key_fields: dict[str, Any]) -> Path:
 def _read_cache(path: Path, key_fields: dict[str, Any]) -> dict[str, torch.Tensor] | None:
     if not path.is_file():
         return None
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     try:
         with safe_open(str(path), framework="pt") as f:
@@ -76,7 +67,7 @@ def _read_cache(path: Path, key_fields: dict[str, Any]) -> dict[str, torch.Tenso
         if any(t.shape[0] != n for t in tensors.values()):
             raise ValueError("wrong number of rows")
         return tensors
-    except Exception as exc:  # corrupt, truncated, foreign: recompute
+    except (OSError, ValueError, SafetensorError) as exc:  # corrupt, truncated, foreign: recompute
         warnings.warn(f"ignoring unreadable feature cache {path.name} ({exc}); recomputing", stacklevel=2)
         return None
 
@@ -92,43 +83,13 @@ def _write_cache(path: Path, key_fields: dict[str, Any], tensors: dict[str, torc
     for name in sorted(tensors):
         digest.update(name.encode() + tensors[name].numpy().tobytes())
     meta = {"key": json.dumps(key_fields, sort_keys=True), "checksum": digest.hexdigest()}
-    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{FEATURE_TEMP_PREFIX}{os.getpid()}@"
-                                   f"{socket.gethostname()}-", suffix=".tmp")
-        os.close(fd)
-        save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, path)  # atomic
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata=meta)
     except (OSError, SafetensorError) as exc:
         warnings.warn(f"cannot write feature cache {path.parent} ({write_problem(path, exc)}); "
                       f"these features were not cached", stacklevel=3)
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-
-
-def _remove_stale_temps(folder: Path) -> None:
-    """Delete the temp files of writers killed mid-write (ours only: see FEATURE_TEMP_PREFIX)."""
-    host = socket.gethostname()
-    with contextlib.suppress(OSError):  # no cache folder yet, or not ours to clean
-        for path in folder.glob(f"{FEATURE_TEMP_PREFIX}*.tmp"):
-            match = _TEMP_NAME.fullmatch(path.name)
-            with contextlib.suppress(OSError):  # another run removed it first
-                if match and (time.time() - path.stat().st_mtime > STALE_TEMP_S
-                              or match[2] == host and not _process_alive(int(match[1]))):
-                    path.unlink()
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, someone else's
-        return True
-    return True
 
 
 def join_process_group(device: str | torch.device) -> None:
@@ -196,7 +157,7 @@ def _cache_keys(source: ImageSource, extractors: Extractors) -> dict[str, dict[s
     content_key = source.content_key()
     if content_key is None:
         return {}
-    _remove_stale_temps(cache_dir())
+    remove_stale_temps(cache_dir())
     return {name: {"content": content_key, "num_samples": len(source), "features": sorted(feats),
                    "format": FEATURE_FORMAT_VERSION, **module.describe()}
             for name, (module, feats) in extractors.items()}

@@ -22,7 +22,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,8 +30,9 @@ from typing import Any, Callable
 import torch
 
 import ganbench
-from ganbench.checkpoints import (CHECKPOINT_NAME, checkpoint_meta, collect_state, read_checkpoint,
-                                  remove_stale_temps, restore_state, save_checkpoint, temp_path)
+from ganbench.atomic import atomic_path, atomic_write_text, remove_stale_temps
+from ganbench.checkpoints import (CHECKPOINT_NAME, checkpoint_meta, collect_state, read_checkpoint, restore_state,
+                                  save_checkpoint)
 from ganbench.data import dataset_info, parse_name, training_data
 from ganbench.errors import GanbenchError, write_problem
 from ganbench.generative import ConditionalImageGenerator, GenerativeModel, sample_latents
@@ -230,7 +230,7 @@ class _Run:
     def _write_run_json(self, config, start: int) -> None:
         run = {"ganbench_version": ganbench.__version__, "torch_version": torch.__version__,
                "options": asdict(self.o), "config": config.to_dict(), "started_at_step": start}
-        _atomic_write_text(self.out / "run.json", json.dumps(run, indent=1, default=str) + "\n")
+        atomic_write_text(self.out / "run.json", json.dumps(run, indent=1, default=str) + "\n")
 
     # -- the loop -------------------------------------------------------------------
     def _loop(self, model: GANModel, ema, ctx: TrainContext, data, start: int, config) -> TrainResult:
@@ -356,9 +356,8 @@ def save_png(image: torch.Tensor, path: Path) -> None:
 
     arr = image.permute(1, 2, 0).numpy()
     pil = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
-    tmp = temp_path(path)
-    pil.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        pil.save(tmp, format="PNG")
 
 
 def trim_log(path: Path, step: int) -> None:
@@ -367,7 +366,7 @@ def trim_log(path: Path, step: int) -> None:
     if not path.is_file():
         return
     lines = path.read_text(errors="replace").splitlines()
-    _atomic_write_text(path, "".join(f"{line}\n" for line in lines if 0 <= _record_step(line) <= step))
+    atomic_write_text(path, "".join(f"{line}\n" for line in lines if 0 <= _record_step(line) <= step))
 
 
 def _record_step(line: str) -> float:
@@ -403,12 +402,6 @@ def _add_scalars(writer, prefix: str, values: dict[str, Any], step: int) -> None
     for key, value in values.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             writer.add_scalar(f"{prefix}/{key}", value, step)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = temp_path(path)
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _progress(enabled: bool, total: int, initial: int, desc: str):

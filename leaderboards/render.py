@@ -17,12 +17,12 @@ import html
 import math
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
 
+from ganbench.atomic import atomic_write_bytes
 from ganbench.errors import GanbenchError, UnknownNameError
 from ganbench.leaderboards.board import Leaderboard
 
@@ -310,27 +310,9 @@ def write_output(path: str | os.PathLike, data: str | bytes, *, force: bool = Fa
     payload = data.encode("utf-8") if isinstance(data, str) else data
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        atomic_write_bytes(path, payload, overwrite=force)
+    except FileExistsError:
+        raise GanbenchError(f"{path} already exists; pass --force to overwrite it") from None
     except OSError as exc:
         raise GanbenchError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        if force:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)  # atomic create-if-absent: never clobbers a file made meanwhile
-            except FileExistsError:
-                raise GanbenchError(f"{path} already exists; pass --force to overwrite it") from None
-            except OSError:  # file system without hard links
-                os.replace(tmp, path)
-    except OSError as exc:
-        raise GanbenchError(f"cannot write {path}: {exc.strerror or exc}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path

@@ -331,8 +331,6 @@ def test_stale_feature_cache_temp_files_are_removed(tiny, tmp_path, monkeypatch)
     import socket
     import time
 
-    from ganbench.features import FEATURE_TEMP_PREFIX
-
     cache = tmp_path / "cache"
     cache.mkdir()
     monkeypatch.setenv("GANBENCH_CACHE_DIR", str(cache))
@@ -340,10 +338,10 @@ def test_stale_feature_cache_temp_files_are_removed(tiny, tmp_path, monkeypatch)
                           check=True)
     host, me = socket.gethostname(), os.getpid()
     names = {
-        "dead": f"{FEATURE_TEMP_PREFIX}{int(dead.stdout)}@{host}-abc_12.tmp",  # its writer was killed
-        "old": f"{FEATURE_TEMP_PREFIX}{me}@other-host-xyz.tmp",  # written over an hour ago
-        "fresh": f"{FEATURE_TEMP_PREFIX}{me}@{host}-live.tmp",  # a writer at work now
-        "far": f"{FEATURE_TEMP_PREFIX}1@other-host-far.tmp",  # another machine's live writer
+        "dead": f".a.safetensors.tmp{int(dead.stdout)}-abc_12@{host}",  # its writer was killed
+        "old": f".b.safetensors.tmp{me}-xyz@other-host",  # written over an hour ago
+        "fresh": f".c.safetensors.tmp{me}-live@{host}",  # a writer at work now
+        "far": ".d.safetensors.tmp1-far@other-host",  # another machine's live writer
         "foreign": "notes.tmp",  # not ours
     }
     for name in names.values():

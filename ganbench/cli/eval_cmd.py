@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-import warnings
 from pathlib import Path
 
 import click
 
-from ganbench.cli.options import batch_size_option, device_option, force_option, parse_assignments, seed_option
+from ganbench.atomic import atomic_write_text
+from ganbench.cli.options import (batch_size_option, device_option, force_option, one_line_warnings, parse_assignments,
+                                  seed_option)
 from ganbench.errors import GanbenchError, write_problem
 
 
@@ -18,7 +17,8 @@ from ganbench.errors import GanbenchError, write_problem
               help="Metric to compute (repeat for several; `ganbench metrics` lists them).")
 @click.option("--input", "-i", "input_", required=True,
               help="What to evaluate: folder, .npz/.npy, dataset:split, checkpoint, registered generator.")
-@click.option("--reference", "-r", default=None, help="Real data: folder, .npz/.npy or dataset:split (e.g. mnist:test).")
+@click.option("--reference", "-r", default=None,
+              help="Real data: folder, .npz/.npy or dataset:split (e.g. mnist:test).")
 @click.option("--source", default=None,
               help="Images an image-conditioned generator (pix2pix, GPEN...) translates: a paired dataset "
                    "split (default: the test split of its training dataset) or a folder/.npz.")
@@ -38,7 +38,8 @@ from ganbench.errors import GanbenchError, write_problem
 @seed_option
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Also write the rows as JSON.")
 @force_option
-@click.option("--name", "model_name", default=None, help="Model name recorded in the results (default: from the input).")
+@click.option("--name", "model_name", default=None,
+              help="Model name recorded in the results (default: from the input).")
 @click.option("--no-record", is_flag=True, help="Do not append the results to the results store.")
 @click.option("--no-cache", is_flag=True, help="Recompute features even if cached.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
@@ -72,8 +73,7 @@ def eval_cmd(metrics, input_, reference, source, num_samples, num_reference, ext
     extra_weights = parse_assignments(extra_weights, "--extra-weights")
     device = device or default_device()
     join_process_group(device)  # under torchrun: every rank takes a shard of the feature pass
-    with warnings.catch_warnings():
-        warnings.showwarning = _echo_warning
+    with one_line_warnings():
         result = evaluate(
             input_, reference, metrics, extractor=extractor, weights=weights,
             extra_weights=extra_weights, num_samples=num_samples,
@@ -119,10 +119,6 @@ def _cross_check(result, *args, **kwargs) -> None:
         click.get_current_context().exit(1)
 
 
-def _echo_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    click.echo(f"warning: {message}", err=True)  # one line, like the errors
-
-
 def _check_output(path: Path, force: bool) -> None:
     """Refuse an output file that could not be written, before any computation."""
     if path.exists() and not force:
@@ -135,18 +131,10 @@ def _check_output(path: Path, force: bool) -> None:
 
 def _write_json(path: Path, rows) -> None:
     """Atomically, through a temp file of our own beside it (never another file's name)."""
-    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.absolute().parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(rows, f, indent=2, default=str)
-        os.chmod(tmp, 0o644)  # as an ordinary file, not mkstemp's private 0600
-        os.replace(tmp, path)  # atomic
+        atomic_write_text(path, json.dumps(rows, indent=2, default=str))
     except OSError as exc:
         raise GanbenchError(f"cannot write --json {path}: {write_problem(path, exc)}") from None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def format_table(rows) -> str:

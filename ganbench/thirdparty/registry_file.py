@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ganbench.atomic import atomic_write_text
 from ganbench.errors import GanbenchError, InputError
 from ganbench.generative import LatentSpec
 
@@ -201,15 +201,4 @@ def write_registry(registrations: dict[str, Registration], path: Path) -> None:
     data = {"format_version": FILE_VERSION,
             "generators": {name: registrations[name].to_record() for name in sorted(registrations)}}
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)  # atomic: readers see the old or the new file, never half of one
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
