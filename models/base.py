@@ -113,10 +113,6 @@ def config_fields(cls: type[ModelConfig]) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
-def _type_name(hint: Any) -> str:
-    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
-
-
 def coerce(value: Any, hint: Any, *, what: str) -> Any:
     """Convert ``value`` (a CLI string or a JSON value) to type ``hint``: the one options
     layer, :func:`ganbench.coercion.read_value`."""

@@ -13,22 +13,11 @@ from __future__ import annotations
 import pytest
 import torch
 import torch_fidelity
-from torch.utils.data import Dataset
 
+from ganbench.crosscheck import Uint8Images  # torch-fidelity's input
 from ganbench.evaluation import evaluate
 
 TOLERANCE = {"fid": 2e-5, "isc": 1e-5, "isc_std": 2e-3, "kid": 1e-4, "kid_std": 1e-3, "pr": 1e-6}
-
-
-class Uint8Images(Dataset):
-    def __init__(self, images):
-        self.images = images
-
-    def __len__(self):
-        return len(self.images)
-
-    def __getitem__(self, i):
-        return self.images[i]
 
 
 @pytest.fixture(scope="module")

@@ -39,13 +39,13 @@ import functools
 import os
 import warnings
 from dataclasses import replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import ganbench
 from ganbench.errors import GanbenchError, MissingFileError, UnknownNameError
 from ganbench.generative import GenerativeModel
+from ganbench.leaderboards.store import utc_now
 from ganbench.registry import registered_generators
 from ganbench.thirdparty.checks import check_dataset, check_name, check_source, existing_file, probe
 from ganbench.thirdparty.loaders import ONNX_HINT, OnnxGenerator, is_torchscript, load_registration
@@ -104,8 +104,7 @@ def register_checkpoint(
     reg = Registration(name=name, format=fmt, path=str(path), sha256=sha, latent=latent, dataset=dataset,
                        factory=factory, weights_key=weights_key,
                        trust_pickle=bool(trust_pickle) and fmt in ("factory", "pickle"),  # else never used
-                       registered_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                       ganbench_version=ganbench.__version__)
+                       registered_at=utc_now(), ganbench_version=ganbench.__version__)
     model = load_registration(reg, device)
     reg = replace(reg, latent=probe(model, latent, what, device))
 
