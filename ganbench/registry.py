@@ -1,24 +1,25 @@
 """The registries of ganbench: one generic :class:`Registry` and its instances.
 
-=====================  ================================  =============================
-registry               built-in entries from             entry-point group (plug-ins)
-=====================  ================================  =============================
-models                 ganbench.models                   ganbench.models
-metrics                ganbench.metrics                  ganbench.metrics
-feature_extractors     ganbench.metrics.extractors       ganbench.feature_extractors
-datasets               ganbench.data                     ganbench.datasets
-registered_generators  the user's registry file          --
+=====================  ==================================  ============================
+registry               built-in entries from               entry-point group (plug-ins)
+=====================  ==================================  ============================
+models                 ganbench.models                     ganbench.models
+metrics                ganbench.metrics                    ganbench.metrics
+feature_extractors     ganbench.metrics.extractors         ganbench.feature_extractors
+datasets               ganbench.data.builtin,              ganbench.datasets
+                       ganbench.translation
+registered_generators  the user's registry file            --
                        (``ganbench register``, read by
                        ganbench.thirdparty)
-=====================  ================================  =============================
+=====================  ==================================  ============================
 
 Entries are registered with a decorator (or a plain call), may be lazy ``"module:attr"``
 strings, and third-party packages add entries through entry points: a distribution that
 declares ``[project.entry-points."ganbench.models"] mygan = "mypkg.gan:build"`` shows up
 in ``ganbench.registry.models`` exactly like a built-in model.
 
-Built-in entries are registered on import of their package (``ganbench.models`` etc.),
-which the registry imports lazily the first time it is queried; the registered
+Built-in entries are registered on import of their modules (the middle column), which
+the registry imports lazily the first time it is queried; the registered
 generators are read from their file at that moment too (``on_first_use``).
 
 A plug-in whose module fails to import is skipped by :meth:`Registry.entries` (the
