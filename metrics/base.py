@@ -138,7 +138,7 @@ def _option_hints(compute: Callable) -> dict[str, Any]:
     """The type annotations of ``compute``'s keyword-only parameters (its options)."""
     try:
         hints = typing.get_type_hints(compute)
-    except Exception:  # annotations a plug-in's module cannot resolve: read by the defaults' types
+    except Exception:  # noqa: BLE001 -- evaluating a plug-in's annotations can raise anything: use the defaults' types
         return {}
     keyword_only = [p.name for p in inspect.signature(compute).parameters.values() if p.kind is p.KEYWORD_ONLY]
     return {name: hints[name] for name in keyword_only if name in hints}

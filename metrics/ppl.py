@@ -176,9 +176,10 @@ def _to_similarity_input(images: torch.Tensor, model: GenerativeModel, quantize:
 
 @torch.inference_mode()
 def path_distances(model: GenerativeModel, z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor,
-                   labels: torch.Tensor | None = None, *, similarity: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                   epsilon: float = 1e-4, space: str = "z", z_interp: str = "slerp", batch_size: int = 64,
-                   device: str | torch.device = "cpu", quantize: bool = True, crop: bool = False) -> np.ndarray:
+                   labels: torch.Tensor | None = None, *,
+                   similarity: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], epsilon: float = 1e-4,
+                   space: str = "z", z_interp: str = "slerp", batch_size: int = 64, device: str | torch.device = "cpu",
+                   quantize: bool = True, crop: bool = False) -> np.ndarray:
     """``similarity(G(e(t)), G(e(t + epsilon))) / epsilon**2`` for each given path.
 
     Args:

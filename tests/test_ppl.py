@@ -6,9 +6,10 @@ Tolerances: against torch-fidelity, the mean and std agree to a relative 1e-4 (o
 small difference of nearly equal features, and against a float64 computation the
 per-path error is ~4e-5 for torch-fidelity's NCHW convolutions and ~2e-4 for ganbench's
 channels-last ones (oneDNN picks other kernels) -- far below the uint8 quantisation
-both apply to the images, and below the sampling noise of the mean. Closed forms, computed in float64 end to end: lerp in w is
-linear, so exact to relative 1e-9; slerp in z carries the O(epsilon) error of the forward
-difference against the derivative (relative 1e-3 at epsilon 1e-4; ~1e-4 observed).
+both apply to the images, and below the sampling noise of the mean. Closed forms, computed
+in float64 end to end: lerp in w is linear, so exact to relative 1e-9; slerp in z carries
+the O(epsilon) error of the forward difference against the derivative (relative 1e-3 at
+epsilon 1e-4; ~1e-4 observed).
 """
 from __future__ import annotations
 
@@ -113,7 +114,8 @@ L2_SCALE = 1.0 / ((RANGE[1] - RANGE[0]) ** 2 * PIXELS)
 
 def _latents(n: int, z_dim: int, seed: int):
     g = torch.Generator().manual_seed(seed)
-    return (torch.randn(n, z_dim, generator=g, dtype=torch.float64), torch.randn(n, z_dim, generator=g, dtype=torch.float64),
+    return (torch.randn(n, z_dim, generator=g, dtype=torch.float64),
+            torch.randn(n, z_dim, generator=g, dtype=torch.float64),
             torch.rand(n, generator=g, dtype=torch.float64))
 
 
@@ -262,7 +264,8 @@ def test_compute_ppl_with_lpips_records_weights(torch_home):
                       epsilon=1e-2)
     assert out["ppl"] > 0 and out["ppl_std"] >= 0
     assert out.extractor["extractor"] == "lpips-vgg16-tf" and out.extractor["weights_standard"] is False
-    assert out.extractor["weights_sha256"] == sha256_file(torch_home / "hub" / "checkpoints" / CATALOG["vgg16"].filename)
+    weights_file = torch_home / "hub" / "checkpoints" / CATALOG["vgg16"].filename
+    assert out.extractor["weights_sha256"] == sha256_file(weights_file)
 
 
 def test_missing_vgg16_names_file_and_sha(tmp_path, monkeypatch):
