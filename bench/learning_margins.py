@@ -52,7 +52,7 @@ def run_one(name: str, variant: dict, log: Path = DEFAULT_LOG) -> dict:
     when another instance of this script has run it meanwhile)."""
     import torch
 
-    for row in read_log(log):
+    for row in current_rows(read_log(log)):
         if (row["model"], row["variant"]) == (name, variant["variant"]):
             return row
 
@@ -74,6 +74,13 @@ def learning_models() -> list[str]:
 
     tasks = ("unconditional", "class-conditional", "representation learning")
     return [n for n in models.names() if model_info(n).task in tasks]
+
+
+def current_rows(rows: list[dict]) -> list[dict]:
+    """The rows measured at each model's current ``test_steps`` (older ones are stale)."""
+    from ganbench.models.base import model_info
+
+    return [r for r in rows if r["steps"] == model_info(r["model"]).test_steps]
 
 
 def read_log(path: Path) -> list[dict]:
@@ -142,7 +149,7 @@ def main(argv=None) -> int:
         kept = [r for r in read_log(args.log) if r["model"] not in names]
         args.log.write_text("".join(json.dumps(r) + "\n" for r in kept))
     if not args.table:
-        done = {(r["model"], r["variant"]) for r in read_log(args.log)}
+        done = {(r["model"], r["variant"]) for r in current_rows(read_log(args.log))}
         # variant-major: a partial run already covers every model once, then widens
         todo = [(n, v) for v in variants(args.seeds) for n in names if (n, v["variant"]) not in done]
         print(f"{len(todo)} runs to do ({len(done)} logged)", flush=True)
@@ -152,7 +159,7 @@ def main(argv=None) -> int:
             for i, future in enumerate(cf.as_completed(futures), 1):
                 try:
                     row = future.result()
-                except Exception as exc:  # not logged: a rerun tries it again
+                except Exception as exc:  # noqa: BLE001 -- any failure of one run is reported; a rerun tries it again
                     print(f"[{i}/{len(todo)}] {futures[future]} failed: {type(exc).__name__}: {exc}", flush=True)
                     continue
                 if row not in read_log(args.log):
@@ -161,7 +168,7 @@ def main(argv=None) -> int:
                 print(f"[{i}/{len(todo)}] {row['model']:10s} {row['variant']:10s} FID {row['fid_before']:.0f} -> "
                       f"{row['fid_after']:.0f} acc {row['accuracy']} margin {row['margin']:+.2f} "
                       f"({row['seconds']:.0f} s)", flush=True)
-    rows = [r for r in read_log(args.log) if r["model"] in names]
+    rows = [r for r in current_rows(read_log(args.log)) if r["model"] in names]
     text = table(rows)
     print(text)
     if args.out:
