@@ -279,6 +279,7 @@ _MNIST_LIKE = {"image_size": 32}
     # tests: narrow nets, attention at 8 x 8 (cheaper), faster learning rates (the paper's suit batch 2048)
     tiny={"z_dim": 24, "shared_dim": 16, "g_channels": 16, "d_channels": 16, "attention_resolution": 8,
           "lr_g": 2e-3, "lr_d": 4e-3},
-    test_steps=250)
+    # at 250 steps the class accuracy was 0.52 with oneDNN and 0.28 without (threshold 0.3); 400: 0.76
+    test_steps=400)
 def build(config: BigGANConfig) -> BigGAN:
     return BigGAN(config)
