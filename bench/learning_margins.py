@@ -62,7 +62,7 @@ def run_one(name: str, variant: dict, log: Path = DEFAULT_LOG) -> dict:
     torch.backends.mkldnn.enabled = variant["mkldnn"]
     start = time.perf_counter()
     outcome = short_run_learning(name, mnist_lenet_reference(), seed=variant["seed"])
-    return {"model": name, **variant, "steps": outcome.steps, "fid_before": outcome.fid_before,
+    return {"model": name, **variant, "steps": outcome.steps, "tiny": tiny_config(name), "fid_before": outcome.fid_before,
             "fid_after": outcome.fid_after, "accuracy": outcome.accuracy, "fid_margin": outcome.fid_margin,
             "accuracy_margin": outcome.accuracy_margin, "margin": outcome.margin,
             "seconds": time.perf_counter() - start}
@@ -76,11 +76,19 @@ def learning_models() -> list[str]:
     return [n for n in models.names() if model_info(n).task in tasks]
 
 
-def current_rows(rows: list[dict]) -> list[dict]:
-    """The rows measured at each model's current ``test_steps`` (older ones are stale)."""
+def tiny_config(name: str) -> dict:
     from ganbench.models.base import model_info
 
-    return [r for r in rows if r["steps"] == model_info(r["model"]).test_steps]
+    return json.loads(json.dumps(model_info(name).tiny))  # as the log stores it (tuples -> lists)
+
+
+def current_rows(rows: list[dict]) -> list[dict]:
+    """The rows measured with each model's current ``tiny`` config and ``test_steps`` (a
+    retuned model's older rows are stale)."""
+    from ganbench.models.base import model_info
+
+    return [r for r in rows if r["steps"] == model_info(r["model"]).test_steps
+            and r.get("tiny") == tiny_config(r["model"])]
 
 
 def read_log(path: Path) -> list[dict]:
