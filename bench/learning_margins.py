@@ -180,7 +180,9 @@ def main(argv=None) -> int:
     text = table(rows)
     print(text)
     if args.out:
-        args.out.write_text(f"<!-- python bench/learning_margins.py {' '.join(argv or sys.argv[1:])} -->\n{text}\n")
+        command = f"python bench/learning_margins.py {' '.join(argv or sys.argv[1:])}"
+        args.out.write_text(f"<!-- {command}; the runs: python bench/learning_margins.py --jobs 2 "
+                            f"(log {args.log}, resumable) -->\n{text}\n")
     return 0 if all(r["margin"] > 0 for r in rows) else 1
 
 
