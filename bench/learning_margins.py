@@ -63,9 +63,9 @@ def run_one(name: str, variant: dict, log: Path = DEFAULT_LOG) -> dict:
     start = time.perf_counter()
     outcome = short_run_learning(name, mnist_lenet_reference(), seed=variant["seed"])
     return {"model": name, **variant, "steps": outcome.steps, "tiny": tiny_config(name),
-            "fid_before": outcome.fid_before, "fid_after": outcome.fid_after, "accuracy": outcome.accuracy, "fid_margin": outcome.fid_margin,
-            "accuracy_margin": outcome.accuracy_margin, "margin": outcome.margin,
-            "seconds": time.perf_counter() - start}
+            "fid_before": outcome.fid_before, "fid_after": outcome.fid_after, "accuracy": outcome.accuracy,
+            "fid_margin": outcome.fid_margin, "accuracy_margin": outcome.accuracy_margin,
+            "margin": outcome.margin, "seconds": time.perf_counter() - start}
 
 
 def learning_models() -> list[str]:
