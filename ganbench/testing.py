@@ -163,9 +163,14 @@ class LearningOutcome:
         return (self.accuracy - LEARNING_ACCURACY_MIN) / LEARNING_ACCURACY_MIN
 
     @property
+    def untrained_margin(self) -> float:
+        """Share by which the untrained FID clears the test's sanity floor."""
+        return (self.fid_before - LEARNING_UNTRAINED_MIN) / LEARNING_UNTRAINED_MIN
+
+    @property
     def margin(self) -> float:
-        """The smaller of the FID and accuracy margins: the test passes when it is > 0."""
-        return min(m for m in (self.fid_margin, self.accuracy_margin) if m is not None)
+        """The smallest of the untrained, FID and accuracy margins: the test passes when it is > 0."""
+        return min(m for m in (self.untrained_margin, self.fid_margin, self.accuracy_margin) if m is not None)
 
 
 def mnist_lenet_reference(n: int = LEARNING_SAMPLES):
