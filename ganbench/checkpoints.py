@@ -242,7 +242,7 @@ def restore_state(model: torch.nn.Module, ema: torch.nn.Module | None, ctx,
         if states:
             torch.cuda.set_rng_state_all(states)
     ctx.generator.set_state(tensors["rng.ctx"])
-    ctx.load_state(meta.get("ctx") or {})
+    ctx.load_state(meta.get("ctx") or {}, step=int(meta.get("step", 0)))
 
 
 def _load_module(module: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> None:

@@ -210,7 +210,8 @@ def short_run_learning(name: str, reference, *, seed: int = 0, steps: int | None
         torch.manual_seed(seed)
         untrained = create_model(name, dataset="mnist", overrides=config)
     before = fid_from_features(extractor(_seeded_samples(untrained.generator, len(real))[0])["pool"], real)
-    result = train(name, "mnist", steps=steps, batch_size=64, seed=seed, overrides=config, progress=False)
+    result = train(name, "mnist", steps=steps, batch_size=64, ema=0.0, seed=seed, overrides=config,
+                   progress=False)  # the raw generator, at batch 64 whatever the paper recipe
     images, labels = _seeded_samples(result.generator, len(real))
     after = fid_from_features(extractor(images)["pool"], real)
     accuracy = None if labels is None else classifier_accuracy(images, labels, extractor)

@@ -11,14 +11,24 @@ It never looks at a model's name: the difference between GANs lives in each mode
 6. every ``eval_every`` steps calls the ``evaluate`` callback (results in ``eval.jsonl``),
 7. every ``checkpoint_every`` steps and at the end writes ``checkpoint.safetensors``.
 
+A model whose paper makes several D updates per G update draws a fresh real batch for
+each (:meth:`TrainContext.next_real_batch`) from the same seeded stream; the count drawn
+is checkpointed.
+
+The recipe: batch size and generator EMA default to the model's paper recipe for the
+dataset (:class:`~ganbench.models.base.TrainingRecipe`); ``batch_size`` / ``ema`` override
+it (``ema=0``: the raw generator). Runs compute in float32 on every device (TF32 off on
+CUDA); ``amp=True`` opts into mixed precision and channels_last on CUDA. What was used
+is recorded in ``run.json`` and in every checkpoint (``train``).
+
 Reproducibility: model init, data order, latents and the global RNG are all derived from
 ``seed`` inside a fork of the global RNG (the caller's RNG is untouched); everything is
 checkpointed, so on CPU the same command gives the same checkpoint, and a resumed run
-ends with the same weights as an uninterrupted one. On CUDA, AMP and channels_last are on
-by default (``amp=False`` turns both off).
+ends with the same weights as an uninterrupted one.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -37,7 +47,8 @@ from ganbench.data import dataset_info, parse_name, training_data
 from ganbench.errors import GanbenchError, write_problem
 from ganbench.generative import ConditionalImageGenerator, GenerativeModel, sample_latents
 from ganbench.images import float_to_uint8
-from ganbench.models.base import Batch, GANModel, TrainContext, create_model, eval_mode, resolve_config
+from ganbench.models.base import (Batch, GANModel, TrainContext, create_model, eval_mode, model_info,
+                                  resolve_config)
 
 # evaluate(generator, step) -> {metric: value}; the generator is in eval mode.
 EvaluateFn = Callable[[GenerativeModel, int], dict[str, Any]]
@@ -52,14 +63,15 @@ class TrainOptions:
     model: str  # registered model name
     dataset: str = "digits"  # dataset name (``ganbench datasets``)
     steps: int = 1000  # generator steps (train_step calls) in total
-    batch_size: int = 64  # real images per step
+    batch_size: int | None = None  # real images per D update; None: the model's paper recipe
     seed: int = 0  # seeds init, data order, latents
     device: str = "cpu"  # "cpu", "cuda", "cuda:1"
     out: str | None = None  # run folder; None writes nothing (tests, benchmarks)
     overrides: dict[str, Any] = field(default_factory=dict)  # hyperparameters (--set k=v)
     resume: bool = False  # continue from out/checkpoint.safetensors
-    ema: float | None = None  # EMA decay of the generator (e.g. 0.999); None: no EMA
-    amp: bool = True  # mixed precision + channels_last on CUDA (ignored on CPU)
+    ema: float | None = None  # generator EMA decay (e.g. 0.999); None: the recipe's; 0: raw G
+    ema_start: int | None = None  # steps during which the EMA copies G; None: the recipe's
+    amp: bool = False  # opt-in mixed precision + channels_last on CUDA (ignored on CPU)
     log_every: int = 10  # steps between metrics.jsonl lines / progress updates
     sample_every: int = 500  # steps between sample grids (0: only at the end)
     checkpoint_every: int = 1000  # steps between checkpoints (always one at the end)
@@ -79,8 +91,9 @@ class TrainResult:
     seconds: float
 
 
-# keys a resumed run must share with its checkpoint
+# keys a resumed run must share with its checkpoint (the later ones only when recorded)
 _RESUME_KEYS = ("dataset", "batch_size", "seed", "ema")
+_RESUME_KEYS_IF_RECORDED = ("ema_start", "precision")
 # logs holding one {"step": N, ...} record a line; a resumed run rewrites those after its start
 _LOGS = ("metrics.jsonl", "eval.jsonl")
 
@@ -153,15 +166,27 @@ def prepare_run_dir(out: Path, resume: bool) -> bool:
 class _Run:
     def __init__(self, options: TrainOptions, evaluate: EvaluateFn | None):
         o = options
-        if o.steps < 1 or o.batch_size < 1:
+        if o.steps < 1 or (o.batch_size is not None and o.batch_size < 1):
             raise GanbenchError("--steps and --batch-size must be at least 1")
-        if o.ema is not None and not 0.0 < o.ema < 1.0:
-            raise GanbenchError(f"--ema must lie strictly between 0 and 1 (e.g. 0.999), got {o.ema}")
+        if o.ema is not None and not 0.0 <= o.ema < 1.0:
+            raise GanbenchError(f"--ema must lie in [0, 1) (e.g. 0.999; 0: no EMA), got {o.ema}")
+        if o.ema_start is not None and o.ema_start < 0:
+            raise GanbenchError(f"--ema-start must be >= 0, got {o.ema_start}")
         for name in ("log_every", "sample_every", "checkpoint_every", "eval_every"):
             if getattr(o, name) < 0:
                 raise GanbenchError(f"{name} must be >= 0")
         self.o, self.evaluate = o, evaluate
         self.out = Path(o.out).expanduser() if o.out is not None else None
+        self.recipe: RunRecipe | None = None  # the run's batch size and EMA, set by run()
+        self.precision = "float32"  # what the run computes in, set by run()
+
+    def _resolve_recipe(self, dataset_key: str) -> "RunRecipe":
+        """The model's paper recipe for the dataset with the options' overrides applied."""
+        o, paper = self.o, model_info(self.o.model).recipe_for(dataset_key)
+        batch_size = o.batch_size or paper.batch_size
+        ema = paper.ema_decay(batch_size) if o.ema is None else (o.ema or None)
+        ema_start = (paper.ema_start if o.ema_start is None else o.ema_start) if ema else 0
+        return RunRecipe(batch_size, ema, ema_start, paper.describe())
 
     # -- setup ----------------------------------------------------------------------
     def run(self) -> TrainResult:
@@ -180,19 +205,21 @@ class _Run:
             elif o.resume:
                 print(f"ganbench: no checkpoint in {self.out}; starting from step 0")
         data = training_data(o.dataset, "train", resolution=config.image_size, channels=config.channels)
+        self.recipe = self._resolve_recipe(data_name.key)
 
         rng_devices = [device] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=rng_devices):  # the caller's global RNG is untouched
+        with torch.random.fork_rng(devices=rng_devices), _float32_unless_amp(device, o.amp):
             torch.manual_seed(o.seed)
             model = create_model(o.model, config)
             if isinstance(model.generator, ConditionalImageGenerator):
                 model.generator.source_dataset = o.dataset  # what evaluation translates by default
             ctx = TrainContext(device, seed=o.seed + 1, amp=o.amp, channels_last=o.amp)
+            self.precision = ctx.precision
             model.to(device)
             if ctx.channels_last:
                 model.to(memory_format=torch.channels_last)
             ema = None
-            if o.ema is not None:
+            if self.recipe.ema is not None:
                 ema = copy.deepcopy(model.generator).requires_grad_(False)
             start = 0
             if resume_from is not None:
@@ -209,6 +236,8 @@ class _Run:
         mine = self._train_meta()
         diffs = [f"{k}: {train_meta.get(k)!r} -> {mine[k]!r}" for k in _RESUME_KEYS
                  if train_meta.get(k) != mine[k]]
+        diffs += [f"{k}: {train_meta[k]!r} -> {mine[k]!r}" for k in _RESUME_KEYS_IF_RECORDED
+                  if k in train_meta and train_meta[k] != mine[k]]
         if meta.get("model") != self.o.model:
             diffs.insert(0, f"model: {meta.get('model')!r} -> {self.o.model!r}")
         saved_config = meta.get("config", {})
@@ -224,12 +253,15 @@ class _Run:
 
     def _train_meta(self) -> dict[str, Any]:
         o = self.o
-        return {"dataset": o.dataset, "batch_size": o.batch_size, "seed": o.seed, "ema": o.ema,
-                "steps": o.steps, "amp": o.amp, "device": o.device}
+        r = self.recipe
+        return {"dataset": o.dataset, "batch_size": r.batch_size, "seed": o.seed, "ema": r.ema,
+                "ema_start": r.ema_start, "generator": "ema" if r.ema else "raw", "steps": o.steps,
+                "amp": o.amp, "precision": self.precision, "device": o.device, "paper_recipe": r.paper}
 
     def _write_run_json(self, config, start: int) -> None:
         run = {"ganbench_version": ganbench.__version__, "torch_version": torch.__version__,
-               "options": asdict(self.o), "config": config.to_dict(), "started_at_step": start}
+               "options": asdict(self.o), "training": self._train_meta(), "config": config.to_dict(),
+               "started_at_step": start}
         atomic_write_text(self.out / "run.json", json.dumps(run, indent=1, default=str) + "\n")
 
     # -- the loop -------------------------------------------------------------------
@@ -244,7 +276,18 @@ class _Run:
         if isinstance(model.generator, ConditionalImageGenerator):
             fixed_source = data.extra_batch(0, min(NUM_FIXED_SAMPLES, len(data)), o.seed).get("source")
         labelled = data.num_classes > 0
-        batches = data.batches(o.batch_size, o.seed, start_step=start, num_workers=o.num_workers)
+        batch_size = self.recipe.batch_size
+        batches = data.batches(batch_size, o.seed, start_step=ctx.real_batches_drawn, num_workers=o.num_workers)
+
+        def draw() -> Batch:  # the next real batch of the stream; ctx counts them
+            index = ctx.real_batches_drawn
+            images, labels = next(batches)
+            extra = {k: ctx.images(v.to(ctx.device))  # paired datasets: {"source": ...}
+                     for k, v in data.extra_batch(index, batch_size, o.seed).items()}
+            return Batch(ctx.images(images.to(device=ctx.device, non_blocking=True)),
+                         labels.to(ctx.device, non_blocking=True) if labelled else None, extra)
+
+        ctx._draw = draw  # noqa: SLF001 -- the harness owns the context's data stream
         bar = _progress(o.progress, o.steps, start, f"{o.model} {o.dataset}")
         losses: dict[str, float] = {}
         checkpoint = None
@@ -253,15 +296,11 @@ class _Run:
         tensorboard = _tensorboard_writer(out)
         try:
             for step in range(start, o.steps):
-                images, labels = next(batches)
-                extra = {k: ctx.images(v.to(ctx.device))  # paired datasets: {"source": ...}
-                         for k, v in data.extra_batch(step, o.batch_size, o.seed).items()}
-                batch = Batch(ctx.images(images.to(device=ctx.device, non_blocking=True)),
-                              labels.to(ctx.device, non_blocking=True) if labelled else None, extra)
+                batch = ctx.next_real_batch()
                 model.train()
                 raw = model.train_step(batch, step, ctx)
                 if ema is not None:
-                    _ema_update(ema, model.generator, o.ema)
+                    _ema_update(ema, model.generator, self.recipe.ema if step >= self.recipe.ema_start else 0.0)
                 done = step + 1
                 steps_since_log += 1
                 bar.update(1)
@@ -327,6 +366,31 @@ class _Run:
         with eval_mode(generator):
             with torch.random.fork_rng(devices=devices):  # evaluation must not perturb training
                 return dict(self.evaluate(generator, step))
+
+
+@dataclass(frozen=True)
+class RunRecipe:
+    """The batch size and generator EMA one run uses (the paper's unless overridden)."""
+
+    batch_size: int
+    ema: float | None  # per-step decay; None: the raw generator is sampled and evaluated
+    ema_start: int  # steps during which the EMA copies G
+    paper: str  # the model's paper recipe for the dataset, in words
+
+
+@contextlib.contextmanager
+def _float32_unless_amp(device: torch.device, amp: bool):
+    """float32 means float32: TF32 matmuls and convolutions off on CUDA (they are on by
+    default for cuDNN convolutions) unless the run opted into mixed precision."""
+    if device.type != "cuda" or amp:
+        yield
+        return
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
 
 
 @torch.no_grad()

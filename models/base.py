@@ -215,6 +215,48 @@ def parse_overrides(items: typing.Iterable[str]) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------------------------
+# The training recipe around train_step
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrainingRecipe:
+    """The paper's training setup around a model's ``train_step``, for one dataset: what
+    ``ganbench train`` and ``leaderboards/reproduce.py`` use unless told otherwise, and what
+    every checkpoint records. The papers trained in float32; mixed precision is the
+    user's opt-in (``--amp``), never a recipe's."""
+
+    batch_size: int = 64  # real images per D update (each D update draws a fresh batch) = latents per G update
+    ema: float | None = None  # decay of the generator EMA that samples and evaluation use; None: the raw G
+    ema_start: int = 0  # generator steps during which the EMA is a copy of G (BigGAN's ema_start)
+    ema_halflife_kimg: float | None = None  # instead of ema: the EMA's half-life in thousands of images
+    source: str = ""  # where the numbers come from (paper section, the authors' script)
+
+    def __post_init__(self):
+        if self.batch_size < 1 or self.ema_start < 0:
+            raise GanbenchError(f"training recipe: batch_size must be >= 1 and ema_start >= 0, got {self}")
+        if self.ema is not None and not 0.0 <= self.ema < 1.0:
+            raise GanbenchError(f"training recipe: ema must lie in [0, 1), got {self.ema}")
+        if self.ema is not None and self.ema_halflife_kimg is not None:
+            raise GanbenchError("training recipe: give ema or ema_halflife_kimg, not both")
+        if self.ema_halflife_kimg is not None and self.ema_halflife_kimg <= 0:
+            raise GanbenchError(f"training recipe: ema_halflife_kimg must be > 0, got {self.ema_halflife_kimg}")
+
+    def ema_decay(self, batch_size: int) -> float | None:
+        """The per-step EMA decay at ``batch_size`` (a half-life in images becomes
+        ``0.5 ** (batch_size / images)``, as StyleGAN's G smoothing); None: no EMA."""
+        if self.ema_halflife_kimg is not None:
+            return 0.5 ** (batch_size / (1000.0 * self.ema_halflife_kimg))
+        return self.ema
+
+    def describe(self) -> str:
+        ema = ("raw G (no EMA)" if self.ema is None and self.ema_halflife_kimg is None else
+               f"EMA half-life {self.ema_halflife_kimg:g}k images" if self.ema_halflife_kimg is not None
+               else f"EMA {self.ema:g}")
+        if self.ema_start and (self.ema is not None or self.ema_halflife_kimg is not None):
+            ema += f" from step {self.ema_start}"
+        return f"batch {self.batch_size}, {ema}, float32" + (f" ({self.source})" if self.source else "")
+
+
+# ---------------------------------------------------------------------------------------
 # Registration
 # ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -233,16 +275,24 @@ class ModelInfo:
     reference_code: str | None = None  # the code the implementation follows, if any
     tiny: dict[str, Any] = field(default_factory=dict)  # overrides making it small for tests
     test_steps: int = 300  # steps after which `tiny` on MNIST must clearly beat the untrained FID
+    recipes: dict[str, TrainingRecipe] = field(default_factory=dict)  # dataset (or "default") -> recipe
+    departures: tuple[tuple[str, str], ...] = ()  # (what differs from the paper, why)
 
     def defaults_for(self, dataset: str | None) -> dict[str, Any]:
         return dict(self.defaults.get(dataset or "", {}))
+
+    def recipe_for(self, dataset: str | None) -> TrainingRecipe:
+        """The paper's recipe for ``dataset``, else the model's ``"default"`` one, else
+        :class:`TrainingRecipe`'s (batch 64, raw G)."""
+        return self.recipes.get(dataset or "") or self.recipes.get("default") or TrainingRecipe()
 
 
 def register_model(name: str, *, config: type, paper: str, year: int, task: str,
                    arxiv: str | None = None, authors: str | None = None,
                    defaults: dict[str, dict[str, Any]] | None = None, description: str = "",
                    reference_code: str | None = None, tiny: dict[str, Any] | None = None,
-                   test_steps: int = 300) -> Callable:
+                   test_steps: int = 300, recipes: dict[str, TrainingRecipe] | None = None,
+                   departures: typing.Sequence[tuple[str, str]] = ()) -> Callable:
     """Decorator registering ``build(config) -> GANModel`` in ``ganbench.registry.models``.
 
     Args:
@@ -255,6 +305,10 @@ def register_model(name: str, *, config: type, paper: str, year: int, task: str,
             suite (narrow layers; same losses and architecture shape).
         test_steps: training steps of the learning test (``tiny`` on MNIST, batch 64)
             after which the generator must clearly beat its untrained FID.
+        recipes: the paper's :class:`TrainingRecipe` (batch size, EMA) per dataset name,
+            ``"default"`` for the others.
+        departures: ``(what, why)`` pairs: where the implementation knowingly differs
+            from the paper, each with its reason (``ganbench models show`` prints them).
     """
     if task not in TASKS:
         raise GanbenchError(f"model {name!r}: task {task!r} is not one of {', '.join(TASKS)}")
@@ -263,8 +317,12 @@ def register_model(name: str, *, config: type, paper: str, year: int, task: str,
     defaults = defaults or {}
     for values in [*defaults.values(), tiny or {}]:
         make_config(config, values, model=name)  # fail at import on a typo in defaults
+    recipes = dict(recipes or {})
+    if not all(isinstance(r, TrainingRecipe) for r in recipes.values()):
+        raise GanbenchError(f"model {name!r}: recipes must map dataset names to TrainingRecipe")
+    departures = tuple((str(what), str(why)) for what, why in departures)
     info = ModelInfo(name, config, paper, year, task, arxiv, authors, defaults, description, reference_code,
-                     dict(tiny or {}), test_steps)
+                     dict(tiny or {}), test_steps, recipes, departures)
 
     def decorate(build: Callable) -> Callable:
         build.model_info = info  # type: ignore[attr-defined]
@@ -365,11 +423,21 @@ class TrainContext:
         generator: seeded ``torch.Generator`` on ``device`` for the model's sampling.
         amp: mixed precision on (CUDA only; bfloat16, or float16 with loss scaling).
         channels_last: conv tensors use channels_last memory format (CUDA).
+        real_batches_drawn: real batches taken from the data so far (checkpointed, so a
+            resumed run continues the same stream).
+
+    ``train_step`` receives its first real batch; a model whose paper draws more per
+    generator step (n_critic / n_dis D updates, each on a fresh batch) takes them with
+    :meth:`next_real_batch` or :meth:`real_batches`. ``real_batches`` is a callable
+    returning the next :class:`Batch` (the harness gives its seeded data stream; tests may
+    give any, e.g. ``itertools.repeat(batch).__next__``).
     """
 
     def __init__(self, device: torch.device | str = "cpu", *, seed: int = 0, amp: bool = False,
-                 channels_last: bool = False):
+                 channels_last: bool = False, real_batches: Callable[[], Batch] | None = None):
         self.device = torch.device(device)
+        self._draw = real_batches
+        self.real_batches_drawn = 0
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.amp = bool(amp) and self.device.type == "cuda"
         self.channels_last = bool(channels_last) and self.device.type == "cuda"
@@ -411,6 +479,26 @@ class TrainContext:
             labels = torch.randint(0, latent.num_classes, (n,), device=self.device, generator=self.generator)
         return z, labels
 
+    def next_real_batch(self) -> Batch:
+        """The next real batch of the run's seeded data stream (same size as the step's)."""
+        if self._draw is None:
+            raise GanbenchError("this train_step draws several real batches per step, but its "
+                                "TrainContext has no data (pass real_batches=...)")
+        batch = self._draw()
+        self.real_batches_drawn += 1
+        return batch
+
+    def real_batches(self, first: Batch, n: int) -> typing.Iterator[Batch]:
+        """``first`` (the step's batch), then ``n - 1`` fresh ones: one per D update."""
+        yield first
+        for _ in range(n - 1):
+            yield self.next_real_batch()
+
+    @property
+    def precision(self) -> str:
+        """What the run computes in: "float32", or "bfloat16 autocast" / "float16 autocast"."""
+        return f"{str(self.amp_dtype).removeprefix('torch.')} autocast" if self.amp else "float32"
+
     def images(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` in the memory format the run uses (channels_last on CUDA for 4-d tensors)."""
         if self.channels_last and x.dim() == 4:
@@ -418,11 +506,15 @@ class TrainContext:
         return x
 
     def state(self) -> dict[str, Any]:
-        return {"scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None}
+        return {"scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+                "real_batches_drawn": self.real_batches_drawn}
 
-    def load_state(self, state: dict[str, Any]) -> None:
+    def load_state(self, state: dict[str, Any], *, step: int = 0) -> None:
+        """Restore :meth:`state`; checkpoints from before fresh batches per D update drew
+        one batch per step, hence ``step`` when the count is missing."""
         if state.get("scaler") and self.scaler.is_enabled():
             self.scaler.load_state_dict(state["scaler"])
+        self.real_batches_drawn = int(state.get("real_batches_drawn", step))
 
 
 # ---------------------------------------------------------------------------------------

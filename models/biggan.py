@@ -38,8 +38,7 @@ Following the paper (Sections 3-4, Appendices B-C) and the authors' PyTorch code
   with batch 50, ``--num_D_steps 4 --G_lr 2e-4 --D_lr 2e-4``, ``dim_z`` 128 (the parser's
   default) and width 4 x 64 = 256 at 32 px; it also turns attention off (``--G_attn 0``),
   uses N(0, 0.02) initialisation, no orthogonal regularisation, and neither the shared
-  embedding nor hierarchical z (no ``--G_shared --hier``), which this file keeps. With
-  ``n_dis = 4`` the harness batch of that recipe is 4 x 50 = 200.
+  embedding nor hierarchical z (no ``--G_shared --hier``), which this file keeps.
 * Truncation trick (Section 3.1): z drawn from a normal truncated to [-t, t]. ``generate``
   applies it when ``truncation`` is set, as the inverse-CDF map of the given N(0, I) z
   (:func:`truncated_normal`): the same distribution as resampling out-of-range values,
@@ -49,9 +48,10 @@ Resolutions: ``image_size = base * 2**k`` with base 4 (or 7 for 28 px), k residu
 up-blocks in G; widths are uniform (``g_channels``, ``d_channels``; 256 at 32 px as the
 authors' CIFAR-10 networks, 128 for MNIST-like data), not the paper's per-resolution
 multipliers. The D is the projection D of :mod:`ganbench.models.projection` (Xavier
-initialisation there). ``n_dis`` D updates share the harness's real batch, split into
-``n_dis`` chunks (``--batch-size`` = ``n_dis`` x the paper's batch: 2 x 2048 for the
-paper's ImageNet models, 4 x 50 for the authors' CIFAR-10 script). z is split into chunks
+initialisation there). Each of the ``n_dis`` D updates draws a fresh real batch of
+``--batch-size`` images and G's update uses as many latents (the authors' code: a loader
+batch of ``num_D_steps`` x ``batch_size`` split into one chunk per D step; G_batch_size =
+batch_size): 2048 for the paper's ImageNet models, 50 for the authors' CIFAR-10 script. z is split into chunks
 whose sizes differ by at most one; the authors' code (``BigGAN.py``, ``hier``) instead
 rounds ``dim_z`` down to a multiple of the number of chunks (120 = 6 x 20 at 128 px, so
 the two agree there).
@@ -70,7 +70,7 @@ from ganbench.errors import GanbenchError
 from ganbench.generative import GenerativeModel, LatentSpec
 from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, frozen, register_model
 from ganbench.models.losses import hinge_d_loss, hinge_g_loss
-from ganbench.models.projection import Discriminator, base_and_blocks, d_chunks
+from ganbench.models.projection import Discriminator, base_and_blocks
 from ganbench.models.sagan import SelfAttention
 
 
@@ -244,8 +244,9 @@ class BigGAN(GANModel):
         c, G, D = self.config, self.generator, self.discriminator
         if batch.labels is None:
             raise GanbenchError("biggan is class-conditional: train it on a labelled dataset (e.g. mnist)")
-        for real, labels in d_chunks(batch.images, batch.labels, c.n_dis):
-            n = len(real)
+        n = len(batch.images)
+        for real_batch in ctx.real_batches(batch, c.n_dis):  # a fresh batch per D update
+            real, labels = real_batch.images, real_batch.labels
             z, y_fake = ctx.latents(G.latent, n)
             with ctx.autocast():
                 with torch.no_grad():

@@ -25,9 +25,8 @@ Resolutions: the residual stack is sized by ``image_size = base * 2**k`` (base 4
 blocks without pooling, as SNGAN's CIFAR-10 D), 64 px (4 up-blocks, 3 down-blocks).
 Widths are 256 (G and D) on CIFAR-10 in SNGAN; 128 here for MNIST-like data.
 
-``n_dis`` real batches: the harness hands one batch per generator step; it is split into
-``n_dis`` equal chunks, one per D update (``--batch-size 320`` gives the paper's 64 per D
-update). Batches smaller than ``2 * n_dis`` are reused whole for every D update.
+Real batches: each of the ``n_dis`` D updates draws a fresh real batch of ``--batch-size``
+images (64, the paper's), and the G update uses as many latents, as the authors' updater.
 
 The residual blocks, conditional BatchNorm and hinge losses here are reused by SAGAN
 (:mod:`ganbench.models.sagan`), whose architecture builds on this one.
@@ -183,14 +182,6 @@ def linear_decay(optimizers, base_lrs, step: int, decay_steps: int | None) -> No
             group["lr"] = lr * scale
 
 
-def d_chunks(images: torch.Tensor, labels: torch.Tensor | None, n_dis: int):
-    """The real batch of each of the ``n_dis`` D updates (see the module docstring)."""
-    if n_dis == 1 or len(images) < 2 * n_dis:
-        return [(images, labels)] * n_dis
-    idx = torch.arange(len(images), device=images.device).tensor_split(n_dis)
-    return [(images[i], None if labels is None else labels[i]) for i in idx]
-
-
 # ---------------------------------------------------------------------------------------
 # Networks
 # ---------------------------------------------------------------------------------------
@@ -302,13 +293,14 @@ class ProjectionGAN(GANModel):
 
 def hinge_step(model: GANModel, batch: Batch, step: int, ctx: TrainContext, n_dis: int,
                lr_decay_steps: int | None) -> dict[str, torch.Tensor]:
-    """n_dis hinge-loss D updates on chunks of the real batch, then one G update
-    (fake labels drawn uniformly; the paper's sampling of y for G)."""
+    """n_dis hinge-loss D updates, each on a fresh real batch, then one G update of the
+    same batch size (fake labels drawn uniformly; the paper's sampling of y for G)."""
     G, D = model.generator, model.discriminator
     linear_decay((model.opt_g, model.opt_d), model.base_lrs, step, lr_decay_steps)
     conditional = G.latent.num_classes > 0
-    for real, labels in d_chunks(batch.images, batch.labels, n_dis):
-        n = len(real)
+    n = len(batch.images)
+    for real_batch in ctx.real_batches(batch, n_dis):
+        real, labels = real_batch.images, real_batch.labels
         z, y_fake = ctx.latents(G.latent, n)
         with ctx.autocast():
             with torch.no_grad():

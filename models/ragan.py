@@ -104,9 +104,9 @@ class RaGAN(GANModel):
 
     def train_step(self, batch: Batch, step: int, ctx: TrainContext) -> dict[str, torch.Tensor]:
         c = self.config
-        real = batch.images
-        n = len(real)
-        for _ in range(c.n_dis):
+        n = len(batch.images)
+        for real_batch in ctx.real_batches(batch, c.n_dis):  # a fresh batch per D update
+            real = real_batch.images
             z, _ = ctx.latents(self.generator.latent, n)
             with ctx.autocast():
                 with torch.no_grad():
@@ -119,8 +119,8 @@ class RaGAN(GANModel):
             z, _ = ctx.latents(self.generator.latent, n)
             with ctx.autocast():
                 c_fake = self.discriminator(ctx.images(self.generator(z))).float()
-                with torch.no_grad():
-                    c_real_g = self.discriminator(real).float()
+                with torch.no_grad():  # the reference code draws a fresh real batch for G's step too
+                    c_real_g = self.discriminator(ctx.next_real_batch().images).float()
                 _, loss_g = relativistic_losses(c_real_g, c_fake, c.variant)
             ctx.backward_step(loss_g, self.opt_g)
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),

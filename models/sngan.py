@@ -161,9 +161,9 @@ class SNGAN(GANModel):
 
     def train_step(self, batch: Batch, step: int, ctx: TrainContext) -> dict[str, torch.Tensor]:
         c = self.config
-        real = batch.images
-        n = len(real)
-        for _ in range(c.n_dis):
+        n = len(batch.images)
+        for real_batch in ctx.real_batches(batch, c.n_dis):  # a fresh batch per D update
+            real = real_batch.images
             z, _ = ctx.latents(self.generator.latent, n)
             with ctx.autocast():
                 with torch.no_grad():

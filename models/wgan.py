@@ -18,8 +18,8 @@ whose schedule also runs 100 critic updates for the first 25 generator updates a
 every 500th generator update (``n_critic_warmup``, ``warmup_steps``, ``warmup_every``;
 set ``n_critic_warmup=0`` for the paper's plain Algorithm 1).
 
-ganbench hands ``train_step`` one real batch per generator step, so the ``n_critic``
-critic updates of a step share that real batch (each with fresh noise).
+Each critic update draws a fresh real batch (``ctx.real_batches``), as the reference code's
+``data_iter.next()`` per critic iteration; the generator update uses a full batch of noise.
 """
 from __future__ import annotations
 
@@ -94,9 +94,9 @@ class WGAN(GANModel):
 
     def train_step(self, batch: Batch, step: int, ctx: TrainContext) -> dict[str, torch.Tensor]:
         c = self.config
-        real = batch.images
-        n = len(real)
-        for _ in range(critic_steps(c, step)):
+        n = len(batch.images)
+        for real_batch in ctx.real_batches(batch, critic_steps(c, step)):  # a fresh batch per update
+            real = real_batch.images
             z, _ = ctx.latents(self.generator.latent, n)
             with ctx.autocast():
                 with torch.no_grad():

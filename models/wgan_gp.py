@@ -135,9 +135,9 @@ class WGANGP(GANModel):
 
     def train_step(self, batch: Batch, step: int, ctx: TrainContext) -> dict[str, torch.Tensor]:
         c = self.config
-        real = batch.images
-        n = len(real)
-        for _ in range(c.n_critic):
+        n = len(batch.images)
+        for real_batch in ctx.real_batches(batch, c.n_critic):  # a fresh batch per critic update
+            real = real_batch.images
             z, _ = ctx.latents(self.generator.latent, n)
             eps = torch.rand(n, device=ctx.device, generator=ctx.generator)
             with ctx.autocast():

@@ -27,7 +27,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # small models: see conftest
 
 
 def run(tmp_path, name="run", model="dcgan", steps=6, **kw):
-    kw.setdefault("overrides", TINY[model])
+    if "overrides" not in kw:
+        kw["overrides"] = TINY[model]
     options = dict(model=model, dataset="digits", steps=steps, batch_size=16, seed=0,
                    out=str(tmp_path / name), checkpoint_every=3, sample_every=3, progress=False)
     options.update(kw)
@@ -357,3 +358,70 @@ def test_cli_periodic_evaluation_lands_in_the_results_store(tmp_path):
     fid = rows[rows.metric == "fid"]
     assert sorted(fid.step.tolist()) == [2, 4] and set(fid.extractor) == {"lenet-mnist"}
     assert fid.value.tolist() == pytest.approx([r["fid"] for r in logged])
+
+
+# -- the paper's recipe: a fresh real batch per D update, batch size / EMA / precision ------------
+N_DIS = {"model": "sngan", "overrides": {"g_channels": "4", "d_channels": "4", "image_size": "16", "z_dim": "8",
+                                        "n_dis": "3"}}
+
+
+def test_every_d_update_draws_a_fresh_real_batch(tmp_path, monkeypatch):
+    from ganbench.models.base import TrainContext
+
+    seen = []
+    draw = TrainContext.next_real_batch
+
+    def recording(ctx):
+        batch = draw(ctx)
+        seen.append(hash(batch.images.numpy().tobytes()))
+        return batch
+
+    monkeypatch.setattr(TrainContext, "next_real_batch", recording)
+    result = run(tmp_path, steps=4, **N_DIS)
+    assert len(seen) == 4 * 3 and len(set(seen)) == 4 * 3  # 3 distinct batches per generator step
+    meta = read_checkpoint(result.checkpoint)[1]
+    assert meta["ctx"]["real_batches_drawn"] == 12
+
+
+def test_resume_continues_the_real_batch_stream(tmp_path):
+    whole = run(tmp_path, "whole", steps=5, **N_DIS)
+    run(tmp_path, "parts", steps=3, checkpoint_every=3, **N_DIS)
+    resumed = run(tmp_path, "parts", steps=5, resume=True, **N_DIS)
+    a, b = tensors_of(whole.checkpoint), tensors_of(resumed.checkpoint)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_batch_size_and_ema_follow_the_paper_recipe_and_are_recorded(tmp_path):
+    from ganbench.models.base import model_info
+
+    recipe = model_info("progan").recipe_for("digits")
+    assert recipe.ema == 0.999  # ProGAN evaluates an EMA generator (G smoothing, 0.999)
+    result = run(tmp_path, "paper", model="dcgan", steps=2, batch_size=None)
+    train_meta = read_checkpoint(result.checkpoint)[1]["train"]
+    dcgan = model_info("dcgan").recipe_for("digits")
+    assert train_meta["batch_size"] == dcgan.batch_size == 128  # DCGAN's mini-batch
+    assert (train_meta["ema"], train_meta["generator"], train_meta["precision"]) == (None, "raw", "float32")
+    run_json = json.loads((tmp_path / "paper" / "run.json").read_text())
+    assert run_json["training"]["batch_size"] == 128
+    explicit = run(tmp_path, "mine", model="dcgan", steps=2, batch_size=8, ema=0.5)
+    train_meta = read_checkpoint(explicit.checkpoint)[1]["train"]
+    assert (train_meta["batch_size"], train_meta["ema"], train_meta["generator"]) == (8, 0.5, "ema")
+
+
+def test_ema_starts_as_a_copy_of_g_until_ema_start(tmp_path):
+    before = run(tmp_path, "copy", steps=3, ema=0.9, ema_start=10)
+    tensors = tensors_of(before.checkpoint)
+    g = {k.removeprefix("model.generator."): v for k, v in tensors.items() if k.startswith("model.generator.")}
+    e = {k.removeprefix("ema."): v for k, v in tensors.items() if k.startswith("ema.")}
+    assert g.keys() == e.keys() and all(torch.equal(g[k], e[k]) for k in g)
+    averaged = tensors_of(run(tmp_path, "avg", steps=3, ema=0.9, ema_start=1).checkpoint)
+    assert not torch.equal(averaged["ema.net.0.weight"], averaged["model.generator.net.0.weight"])
+
+
+def test_amp_is_off_unless_asked():
+    from ganbench.cli.train_cmd import train_cmd
+    from ganbench.models.base import TrainContext
+
+    assert TrainOptions(model="dcgan").amp is False
+    assert next(p for p in train_cmd.params if p.name == "amp").default is False
+    assert TrainContext("cpu", amp=True).precision == "float32"  # AMP is CUDA-only

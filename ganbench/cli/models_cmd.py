@@ -154,6 +154,32 @@ def show_cmd(name, dataset):
         click.echo("\npaper defaults per dataset (applied over the above):")
         for ds, values in info.defaults.items():
             click.echo(f"  {ds}: " + ", ".join(f"{k}={v!r}" for k, v in values.items()))
+    _print_recipes(info, dataset)
+    _print_departures(info)
+
+
+def _print_recipes(info, dataset: str | None) -> None:
+    """The paper's training recipe per dataset (what `ganbench train` uses unless overridden)."""
+    click.echo("\ntraining recipe (--batch-size, --ema, --ema-start override it; --amp opts into "
+               "mixed precision):")
+    if dataset:
+        from ganbench.data import parse_name
+
+        click.echo(f"  {dataset}: {info.recipe_for(parse_name(dataset).key).describe()}")
+        return
+    for ds, recipe in info.recipes.items():
+        click.echo(f"  {ds}: {recipe.describe()}")
+    if "default" not in info.recipes:
+        click.echo(f"  {'other datasets' if info.recipes else 'every dataset'}: "
+                   f"{info.recipe_for(None).describe()}")
+
+
+def _print_departures(info) -> None:
+    click.echo("\nknown departures from the paper:")
+    if not info.departures:
+        click.echo("  none listed")
+    for what, why in info.departures:
+        click.echo(f"  - {what}\n      why: {why}")
 
 
 @click.command("datasets")

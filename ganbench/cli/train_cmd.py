@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from ganbench.cli.options import batch_size_option, check_device, one_line_warnings, seed_option
+from ganbench.cli.options import check_device, one_line_warnings, seed_option
 
 
 @click.command("train")
@@ -12,7 +12,9 @@ from ganbench.cli.options import batch_size_option, check_device, one_line_warni
               help="Training data (`ganbench datasets` lists them; folder:PATH, npz:PATH).")
 @click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Generator steps (train_step calls) in total.")
-@batch_size_option
+@click.option("--batch-size", "-b", type=click.IntRange(min=1), default=None,
+              help="Real images per D update  [default: the model's paper batch for the dataset; "
+                   "`ganbench models show MODEL`]")
 @seed_option
 @click.option("--device", default="cpu", show_default=True, metavar="cpu|cuda[:N]|mps", callback=check_device,
               help="Training device.")
@@ -22,7 +24,10 @@ from ganbench.cli.options import batch_size_option, check_device, one_line_warni
 @click.option("--set", "-s", "overrides", multiple=True, metavar="NAME=VALUE",
               help="Override a hyperparameter (repeatable; `ganbench models show MODEL` lists them).")
 @click.option("--ema", type=float, default=None, metavar="BETA",
-              help="Keep an EMA of the generator with this decay (e.g. 0.999); samples/eval use it.")
+              help="Generator EMA decay (e.g. 0.999; 0: no EMA); samples/eval use the EMA generator  "
+                   "[default: the paper recipe's]")
+@click.option("--ema-start", type=click.IntRange(min=0), default=None, metavar="STEPS",
+              help="Steps during which the EMA copies G  [default: the paper recipe's]")
 @click.option("--sample-every", type=click.IntRange(min=0), default=500, show_default=True,
               help="Steps between sample grids (samples/step-N.png); 0: only at the end.")
 @click.option("--checkpoint-every", type=click.IntRange(min=0), default=1000, show_default=True,
@@ -38,14 +43,17 @@ from ganbench.cli.options import batch_size_option, check_device, one_line_warni
               help="Extractor for evaluation (default: lenet-mnist / lenet-fashion for those datasets).")
 @click.option("--eval-samples", type=click.IntRange(min=2), default=5000, show_default=True,
               help="Generated samples per evaluation.")
-@click.option("--no-amp", is_flag=True, help="Full precision and default memory format on CUDA.")
+@click.option("--amp/--no-amp", default=False, show_default=True,
+              help="Opt into mixed precision (bf16, else fp16) and channels_last on CUDA; the default is "
+                   "float32 (TF32 off), the papers' precision. Recorded in the run and its checkpoints.")
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
               help="Data-loading processes for file-backed datasets (folders, CelebA).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def train_cmd(model, dataset, steps, batch_size, seed, device, out, resume, overrides, ema, sample_every,
-              checkpoint_every, log_every, eval_every, eval_metrics, eval_reference, eval_extractor,
-              eval_samples, no_amp, workers, quiet):
-    """Train MODEL on a dataset with the paper's hyperparameters (override with --set).
+def train_cmd(model, dataset, steps, batch_size, seed, device, out, resume, overrides, ema, ema_start,
+              sample_every, checkpoint_every, log_every, eval_every, eval_metrics, eval_reference,
+              eval_extractor, eval_samples, amp, workers, quiet):
+    """Train MODEL on a dataset with the paper's hyperparameters (override with --set) and
+    training recipe (batch size, generator EMA; override with --batch-size, --ema), in float32.
 
     Writes OUT/checkpoint.safetensors (+ .json) every --checkpoint-every steps, sample
     grids from fixed noise, and OUT/metrics.jsonl. The same command and seed give the
@@ -63,13 +71,13 @@ def train_cmd(model, dataset, steps, batch_size, seed, device, out, resume, over
 
     options = TrainOptions(
         model=model, dataset=dataset, steps=steps, batch_size=batch_size, seed=seed, device=device,
-        out=out, overrides=parse_overrides(overrides), resume=resume, ema=ema, amp=not no_amp,
+        out=out, overrides=parse_overrides(overrides), resume=resume, ema=ema, ema_start=ema_start, amp=amp,
         log_every=log_every, sample_every=sample_every, checkpoint_every=checkpoint_every,
         eval_every=eval_every, num_workers=workers, progress=not quiet)
     evaluate = None
     if eval_every:
         evaluate = _evaluator(model, dataset, eval_metrics, eval_reference, eval_extractor, eval_samples,
-                              batch_size, device, seed)
+                              batch_size or 64, device, seed)
     with one_line_warnings():
         result = train(options, evaluate=evaluate)
     loss_text = ", ".join(f"{k} {v:.4g}" for k, v in result.losses.items())

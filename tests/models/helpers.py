@@ -23,6 +23,11 @@ def random_batch(n: int = 8, size: int = 16, labels: bool = False) -> Batch:
     return Batch(x, torch.randint(0, 10, (n,), generator=g) if labels else None)
 
 
+def repeating_context(batch: Batch, seed: int = 0) -> TrainContext:
+    """A CPU TrainContext whose extra real batches (n_dis D updates) are ``batch`` again."""
+    return TrainContext("cpu", seed=seed, real_batches=lambda: batch)
+
+
 def tiny_mnist(name: str, seed: int = 0, **overrides):
     """The model with its registered test settings (``model_info(name).tiny``) for MNIST."""
     with torch.random.fork_rng():
@@ -44,10 +49,10 @@ def digits_batches(size: int, batch: int = 32, seed: int = 0):
 
 def run_steps(model, steps: int, size: int, batch: int = 32, seed: int = 0) -> list[dict]:
     """Trains ``model`` for ``steps`` steps on seeded digits batches; each step's log as floats."""
-    ctx, batches, logs = TrainContext("cpu", seed=seed + 1), digits_batches(size, batch, seed), []
+    batches, logs = digits_batches(size, batch, seed), []
+    ctx = TrainContext("cpu", seed=seed + 1, real_batches=lambda: Batch(*next(batches)))
     for step in range(steps):
-        images, labels = next(batches)
-        logs.append({k: float(v) for k, v in model.train_step(Batch(images, labels), step, ctx).items()})
+        logs.append({k: float(v) for k, v in model.train_step(ctx.next_real_batch(), step, ctx).items()})
     return logs
 
 

@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from ganbench.models import Batch, TrainContext
+from ganbench.models import Batch
 
-from helpers import latents, tiny_mnist
+from helpers import latents, repeating_context, tiny_mnist
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # small models: see conftest
@@ -31,8 +31,8 @@ def test_orthogonal_regularization_on_hand_made_matrices():
     weights = model.generator.regularized_weights()
     assert all(p.dim() >= 2 for p in weights)
     assert not any(p is model.generator.shared.weight for p in weights)
-    out = model.train_step(Batch(torch.rand(8, 1, 32, 32) * 2 - 1, torch.arange(8) % 10), 0,
-                           TrainContext("cpu", seed=0))
+    batch = Batch(torch.rand(8, 1, 32, 32) * 2 - 1, torch.arange(8) % 10)
+    out = model.train_step(batch, 0, repeating_context(batch))
     assert out["ortho"].item() > 0
 
 

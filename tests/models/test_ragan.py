@@ -8,9 +8,8 @@ import pytest
 import torch
 
 from ganbench.errors import GanbenchError
-from ganbench.models import TrainContext
 
-from helpers import random_batch, tiny_16px
+from helpers import random_batch, repeating_context, tiny_16px
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # small models: see conftest
@@ -54,7 +53,7 @@ def test_ragan_losses_on_hand_made_logits(variant):
     assert loss_d.item() == pytest.approx(exp_d, rel=1e-12)
     assert loss_g.item() == pytest.approx(exp_g, rel=1e-12)
     model = tiny_16px("ragan", variant=variant)
-    losses = model.train_step(random_batch(), 0, TrainContext("cpu", seed=0))
+    losses = model.train_step(random_batch(), 0, repeating_context(random_batch()))
     assert all(math.isfinite(float(v)) for v in losses.values())
 
 

@@ -17,7 +17,7 @@ class _RecordingContext(TrainContext):
     """Records the critic's largest |parameter| whenever a critic update starts."""
 
     def __init__(self, model):
-        super().__init__("cpu", seed=0)
+        super().__init__("cpu", seed=0, real_batches=random_batch)
         self.model, self.before_critic_steps = model, []
 
     def backward_step(self, loss, optimizer, **kwargs):
