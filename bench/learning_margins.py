@@ -24,8 +24,10 @@ it stopped; ``--table`` reprints the table from the log alone.
 from __future__ import annotations
 
 import argparse
+import ast
 import concurrent.futures as cf
 import datetime
+import hashlib
 import json
 import multiprocessing
 import platform
@@ -62,7 +64,7 @@ def run_one(name: str, variant: dict, log: Path = DEFAULT_LOG) -> dict:
     torch.backends.mkldnn.enabled = variant["mkldnn"]
     start = time.perf_counter()
     outcome = short_run_learning(name, mnist_lenet_reference(), seed=variant["seed"])
-    return {"model": name, **variant, "steps": outcome.steps, "tiny": tiny_config(name),
+    return {"model": name, **variant, "steps": outcome.steps, "tiny": tiny_config(name), "code": code_key(name),
             "fid_before": outcome.fid_before, "fid_after": outcome.fid_after, "accuracy": outcome.accuracy,
             "fid_margin": outcome.fid_margin, "accuracy_margin": outcome.accuracy_margin,
             "margin": outcome.margin, "seconds": time.perf_counter() - start}
@@ -82,13 +84,46 @@ def tiny_config(name: str) -> dict:
     return json.loads(json.dumps(model_info(name).tiny))  # as the log stores it (tuples -> lists)
 
 
+def code_key(name: str, read=lambda path: Path(path).read_text()) -> str:
+    """A short hash of the model code a learning run executes: the model's file and the
+    ganbench.models files it imports, without docstrings and without the
+    ``@register_model(...)`` declaration (recipes, departures and descriptions do not change
+    training; the tiny config and test_steps are compared on their own). ``read(path)``
+    gives a file's text (another commit's, for old rows). The harness is not hashed."""
+    from ganbench.models.base import model_info
+    from ganbench.registry import models
+
+    module = sys.modules[models.get(name).__module__]
+    todo, seen, digest = [Path(module.__file__).relative_to(Path.cwd()).as_posix()], set(), hashlib.sha256()
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        tree = ast.parse(read(path))
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.Module)) and ast.get_docstring(node) is not None:
+                node.body = node.body[1:]
+            if isinstance(node, ast.FunctionDef):
+                node.decorator_list = [d for d in node.decorator_list if "register_model" not in ast.dump(d)]
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ganbench.models."):
+                leaf = node.module.rsplit(".", 1)[1]
+                if leaf != "base":
+                    todo.append(f"models/{leaf}.py")
+        digest.update(ast.dump(tree).encode())
+    digest.update(json.dumps(model_info(name).defaults_for("mnist"), sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:12]
+
+
 def current_rows(rows: list[dict]) -> list[dict]:
-    """The rows measured with each model's current ``tiny`` config and ``test_steps`` (a
-    retuned model's older rows are stale)."""
+    """The rows measured with each model's current code (:func:`code_key`), ``tiny``
+    config and ``test_steps`` (a changed or retuned model's older rows are stale)."""
     from ganbench.models.base import model_info
 
+    keys: dict[str, str] = {}
     return [r for r in rows if r["steps"] == model_info(r["model"]).test_steps
-            and r.get("tiny") == tiny_config(r["model"])]
+            and r.get("tiny") == tiny_config(r["model"])
+            and r.get("code") == keys.setdefault(r["model"], code_key(r["model"]))]
 
 
 def read_log(path: Path) -> list[dict]:

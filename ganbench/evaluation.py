@@ -328,6 +328,7 @@ def common_fields(inputs: Inputs, *, seed: int, device: str, model_name: str | N
         "ganbench_version": ganbench.__version__, "git_commit": _git_commit(), "torch_version": torch.__version__,
         "device": device if not device.startswith("cuda") else f"{device} ({torch.cuda.get_device_name()})",
         "source": fake.descriptor, "tags": canonical_json(tags or {}),
+        "training": canonical_json(prov["training"]) if prov.get("training") else None,
     }
 
 

@@ -422,7 +422,20 @@ def _checkpoint_provenance(meta: dict[str, Any]) -> dict[str, Any]:
     out = {k: meta[k] for k in keep if k in meta}
     if "sha256" in out and "checkpoint_sha256" not in out:
         out["checkpoint_sha256"] = out.pop("sha256")
+    if isinstance(meta.get("train"), dict):
+        out["training"] = training_record(meta["train"], ema_used=bool(meta.get("ema")))
     return out
+
+
+def training_record(train: dict[str, Any], *, ema_used: bool) -> dict[str, Any]:
+    """How a ganbench checkpoint was trained, as its result rows record it: batch size,
+    EMA decay (and start), which generator is evaluated, precision."""
+    precision = train.get("precision")
+    if precision is None:  # written before precision was recorded: AMP was on by default on CUDA
+        cuda_amp = train.get("amp", True) and str(train.get("device", "cpu")).startswith("cuda")
+        precision = "autocast (dtype unrecorded)" if cuda_amp else "float32"
+    return {"batch_size": train.get("batch_size"), "ema": train.get("ema"), "ema_start": train.get("ema_start", 0),
+            "generator": "ema" if ema_used else "raw", "precision": precision, "steps": train.get("steps")}
 
 
 class LimitedSource(ImageSource):

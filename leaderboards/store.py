@@ -77,6 +77,9 @@ COLUMNS: dict[str, Column] = {
     "wall_time_s": Column(float),
     "source": Column(str),  # the input descriptor as given
     "tags": Column(str),  # JSON object, "{}" when none
+    # JSON: how the evaluated checkpoint was trained (batch size, EMA, raw or EMA generator,
+    # precision); None for inputs that are not ganbench checkpoints
+    "training": Column(str, nullable=True),
 }
 
 _SQL_TYPES = {str: "TEXT", int: "INTEGER", float: "REAL", bool: "INTEGER"}

@@ -27,7 +27,7 @@ def make_row(**overrides):
         std=None, higher_is_better=False, num_samples=10000, num_reference=10000, extractor="inception-v3-fid",
         weights_sha256="6726825d" * 8, weights_standard=True, protocol="", protocol_id="", seed=0,
         ganbench_version="0.1.0", git_commit="deadbeef", torch_version="2.3.0", device="cpu",
-        wall_time_s=3.5, source="dcgan", tags="{}")
+        wall_time_s=3.5, source="dcgan", tags="{}", training=None)
     row.update(overrides)
     if not row["protocol"]:
         row["protocol"], row["protocol_id"] = make_protocol(

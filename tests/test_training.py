@@ -425,3 +425,13 @@ def test_amp_is_off_unless_asked():
     assert TrainOptions(model="dcgan").amp is False
     assert next(p for p in train_cmd.params if p.name == "amp").default is False
     assert TrainContext("cpu", amp=True).precision == "float32"  # AMP is CUDA-only
+
+
+def test_result_rows_record_how_the_checkpoint_was_trained(tmp_path):
+    from ganbench.evaluation import evaluate
+
+    result = run(tmp_path, ema=0.9, batch_size=8)
+    rows = evaluate(str(result.checkpoint), "digits:test", ["fid"], extractor="lenet-mnist", num_samples=64,
+                    device="cpu", progress=False, record=False).rows
+    assert json.loads(rows[0]["training"]) == {"batch_size": 8, "ema": 0.9, "ema_start": 0, "generator": "ema",
+                                               "precision": "float32", "steps": 6}
