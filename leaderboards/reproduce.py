@@ -5,9 +5,12 @@ evaluate each run, and render ``leaderboards/<dataset>.md`` and ``.csv``.
     python -m ganbench.leaderboards.reproduce --dataset fashion-mnist --scale paper --steps 20000 --device cuda
 
 Each run is the one training loop (``ganbench.training.train``) with the model's paper
-defaults for the dataset (``--scale paper``) or its small test configuration
-(``--scale tiny``: the same losses and architecture, narrower; what a 2-core CPU can
-train in minutes). Each trained generator is evaluated on the dataset's test split with
+defaults for the dataset and its paper training recipe (``--scale paper``: batch size and
+generator EMA of :class:`~ganbench.models.base.TrainingRecipe`, float32), or its small
+test configuration (``--scale tiny``: the same losses and architecture, narrower; what a
+2-core CPU can train in minutes), all models at one budget: batch 64, raw generators (an
+EMA of a few hundred steps is mostly its initialisation). ``--batch-size`` / ``--ema``
+override either. Each trained generator is evaluated on the dataset's test split with
 the dataset's LeNet classifier as feature extractor (``lenet-mnist`` / ``lenet-fashion``,
 shipped with ganbench; the official Inception weights are not usable offline and mean
 little on 28 px digits), with FID, KID, IS and precision/recall in one pass. Rows go to a
@@ -51,8 +54,9 @@ def run_one(model: str, seed: int, args: argparse.Namespace, store: str) -> None
         print(f"{model} seed {seed}: already evaluated, skipped")
         return
     overrides = dict(model_info(model).tiny) if args.scale == "tiny" else {}
+    batch_size, ema = run_recipe(args)
     t0 = time.perf_counter()
-    result = train(model, args.dataset, steps=args.steps, batch_size=args.batch_size, seed=seed,
+    result = train(model, args.dataset, steps=args.steps, batch_size=batch_size, ema=ema, seed=seed,
                    device=args.device, out=str(run_dir), resume=True, overrides=overrides,
                    sample_every=0, checkpoint_every=max(args.steps // 4, 1), progress=not args.quiet)
     t_train = time.perf_counter() - t0
@@ -68,6 +72,23 @@ def run_one(model: str, seed: int, args: argparse.Namespace, store: str) -> None
           + ", ".join(f"{k} {v:.4g}" for k, v in values.items()), flush=True)
 
 
+def run_recipe(args: argparse.Namespace) -> tuple[int | None, float | None]:
+    """(batch size, EMA) for train(): None takes the model's paper recipe (``--scale
+    paper``); ``--scale tiny`` runs every model at batch 64 with its raw generator."""
+    tiny = args.scale == "tiny"
+    batch_size = args.batch_size if args.batch_size is not None else (64 if tiny else None)
+    ema = args.ema if args.ema is not None else (0.0 if tiny else None)
+    return batch_size, ema
+
+
+def recipe_words(args: argparse.Namespace) -> str:
+    batch_size, ema = run_recipe(args)
+    batch = f"batch {batch_size}" if batch_size else "each model's paper batch size"
+    generator = ("each model's paper EMA generator where it has one" if ema is None else
+                 "raw generators" if ema == 0 else f"generator EMA {ema:g}")
+    return f"{batch}, {generator}, float32"
+
+
 def render(args: argparse.Namespace, store: str, command: str) -> None:
     from ganbench.leaderboards.board import build_leaderboards
     from ganbench.leaderboards.render import render_leaderboards, write_output
@@ -80,8 +101,8 @@ def render(args: argparse.Namespace, store: str, command: str) -> None:
     boards = build_leaderboards(rows, metrics)
     name = args.dataset.replace("-", "_")
     header = (f"# ganbench leaderboard: {args.dataset}\n\n"
-              f"Produced by `{command}` ({args.scale} configurations, {args.steps} training steps of batch "
-              f"{args.batch_size}, seeds {', '.join(map(str, args.seeds))}, device {args.device}; evaluated "
+              f"Produced by `{command}` ({args.scale} configurations, {args.steps} training steps, "
+              f"{recipe_words(args)}, seeds {', '.join(map(str, args.seeds))}, device {args.device}; evaluated "
               f"on {args.num_samples} generated vs {args.num_samples} `{args.dataset}:test` images with "
               f"`{EXTRACTORS[args.dataset]}` features). Short CPU runs: these numbers compare the "
               f"implementations under one small budget, they are not the papers' results. "
@@ -98,7 +119,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--models", nargs="*", default=None, help="default: every built-in image model")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     p.add_argument("--steps", type=int, default=500)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="default: 64 at --scale tiny, each model's paper batch at --scale paper")
+    p.add_argument("--ema", type=float, default=None,
+                   help="generator EMA decay (0: raw G); default: raw at --scale tiny, the paper's at --scale paper")
     p.add_argument("--scale", choices=["tiny", "paper"], default="tiny")
     p.add_argument("--num-samples", type=int, default=2000)
     p.add_argument("--device", default="cpu")

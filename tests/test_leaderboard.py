@@ -490,3 +490,19 @@ def test_plot_pr_refuses_mixed_protocols(tmp_path):
     pid = df["protocol_id"].iloc[0]
     fig = plot_pr(df, protocol=pid)
     assert [t.get_text() for t in fig.axes[0].texts] == ["A"]
+
+
+def test_reproduce_uses_the_paper_recipe_at_paper_scale_and_one_budget_at_tiny_scale():
+    import argparse
+
+    from ganbench.leaderboards.reproduce import recipe_words, run_recipe
+
+    def args(scale, batch_size=None, ema=None):
+        return argparse.Namespace(scale=scale, batch_size=batch_size, ema=ema)
+
+    assert run_recipe(args("paper")) == (None, None)  # train() then takes each model's TrainingRecipe
+    assert run_recipe(args("tiny")) == (64, 0.0)
+    assert run_recipe(args("paper", batch_size=32, ema=0.999)) == (32, 0.999)
+    assert recipe_words(args("paper")) == "each model's paper batch size, each model's paper EMA generator " \
+                                          "where it has one, float32"
+    assert recipe_words(args("tiny")) == "batch 64, raw generators, float32"
