@@ -88,14 +88,16 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--width", type=int, default=64, help="g_channels = d_channels (the paper's 64)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--no-amp", action="store_true")
+    p.add_argument("--amp", action="store_true", help="mixed precision on CUDA (training's default is float32)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     overrides = {"g_channels": args.width, "d_channels": args.width}
-    amp = not args.no_amp
+    amp = args.amp
+    if not amp:  # the harness's float32 is strict (TF32 off); the plain loop computes the same
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     plain, ours = [], []
     for _ in range(args.repeats):
         plain.append(plain_loop(args.steps, args.batch_size, overrides, args.device, amp))
