@@ -1,8 +1,9 @@
 """cGAN with a projection discriminator: Miyato & Koyama, "cGANs with Projection
 Discriminator", ICLR 2018. arXiv:1802.05637.
 
-Follows the paper and the authors' code (pfnet-research/sngan_projection, Chainer),
-whose ResNet networks come from SNGAN (Miyato et al., arXiv:1802.05957):
+Follows the paper and the authors' code (pfnet-research/sngan_projection, Chainer;
+CIFAR-10: ``configs/sn_cifar10.yml``, ``gen_models/resnet_32.py``,
+``dis_models/snresnet_32.py``), whose ResNets are SNGAN's (Miyato et al., arXiv:1802.05957):
 
 * G: z (128-d, N(0, I)) -> linear to a ``base`` x ``base`` map -> residual up-blocks
   (conditional BatchNorm, ReLU, nearest x2 up-sampling, 3 x 3 convolutions, a 1 x 1
@@ -12,24 +13,25 @@ whose ResNet networks come from SNGAN (Miyato et al., arXiv:1802.05957):
 * D: residual down-blocks (ReLU, 3 x 3 convolutions, 2 x 2 average pooling; the first
   block is the "optimized" one without a leading ReLU), ReLU, global *sum* pooling to
   phi(x); every weight spectrally normalised (one power iteration per step). Output
-  ``psi(phi(x)) + <embed(y), phi(x)>`` (Eq. 3 of the paper): a linear head plus the
-  inner product of a (spectrally normalised) class embedding with phi(x).
+  ``psi(phi(x)) + <embed(y), phi(x)>`` (Eq. 3 of the paper): a linear head without a bias
+  (``snresnet_32.py``: ``l5 = SNLinear(ch, 1, nobias=True)``) plus the inner product of a
+  spectrally normalised class embedding (``l_y = SNEmbedID``, no bias either) with phi(x).
 * Loss: the hinge loss, D: E[relu(1 - D(x, y))] + E[relu(1 + D(G(z, y), y))],
   G: -E[D(G(z, y), y)].
 * Optimiser: Adam, lr 2e-4, beta1 = 0, beta2 = 0.9, n_dis = 5 D updates per G update,
-  batch 64 per D update, lr decayed linearly to 0 (450k G updates on ImageNet; the SNGAN
-  CIFAR-10 setting of 50k is the default here).
+  each on a fresh batch of 64 real images (and 64 fakes); the G update on
+  ``g_batch_multiple`` x 64 fakes (the updater's ``n_gen_samples``: 128 on CIFAR-10,
+  set in its defaults); lr decayed linearly to 0 over 50k G updates (sn_cifar10.yml).
 
-Resolutions: the residual stack is sized by ``image_size = base * 2**k`` (base 4, or 7 for
-28 px): 32 px for MNIST-like data (3 up-blocks in G; D: 2 down-blocks to 8 x 8, then 2
-blocks without pooling, as SNGAN's CIFAR-10 D), 64 px (4 up-blocks, 3 down-blocks).
-Widths are 256 (G and D) on CIFAR-10 in SNGAN; 128 here for MNIST-like data.
+Widths: ``g_channels`` / ``d_channels``, 256 / 128 on CIFAR-10 as sn_cifar10.yml (D 1.06M
+parameters; 256 would be 4.2M), 128 / 128 for MNIST-like data. Resolutions: the residual
+stack is sized by ``image_size = base * 2**k`` (base 4, or 7 for 28 px): 32 px (3 up-blocks
+in G; D: 2 down-blocks to 8 x 8, then 2 blocks without pooling, as ``snresnet_32.py``),
+64 px (4 up-blocks, 3 down-blocks; not the authors' 64 px networks, see the departures).
 
-Real batches: each of the ``n_dis`` D updates draws a fresh real batch of ``--batch-size``
-images (64, the paper's), and the G update uses as many latents, as the authors' updater.
-
-The residual blocks, conditional BatchNorm and hinge losses here are reused by SAGAN
-(:mod:`ganbench.models.sagan`), whose architecture builds on this one.
+The residual blocks, networks, conditional BatchNorm and the alternating update are
+reused by SNGAN's ResNet (``num_classes`` 0), WGAN-GP's ResNet (no spectral norm, mean
+pooling), SAGAN and BigGAN.
 """
 from __future__ import annotations
 
@@ -43,7 +45,8 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from ganbench.errors import GanbenchError
 from ganbench.generative import GenerativeModel, LatentSpec
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, frozen, register_model
+from ganbench.models.base import (Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, frozen,
+                                  register_model)
 from ganbench.models.losses import hinge_d_loss, hinge_g_loss
 
 
@@ -51,16 +54,19 @@ from ganbench.models.losses import hinge_d_loss, hinge_g_loss
 class ProjectionConfig(ModelConfig):
     num_classes: int = 10  # label classes (from the dataset)
     z_dim: int = 128  # length of the noise vector z
-    g_channels: int = 128  # G's residual-block width (256 in SNGAN's CIFAR-10 model)
-    d_channels: int = 128  # D's residual-block width
+    g_channels: int = 128  # G's residual-block width (256 on CIFAR-10, sn_cifar10.yml)
+    d_channels: int = 128  # D's residual-block width (128 on CIFAR-10, sn_cifar10.yml)
     lr: float = 2e-4  # Adam learning rate, G and D
     beta1: float = 0.0  # Adam beta1
     beta2: float = 0.9  # Adam beta2
     n_dis: int = 5  # D updates per G update
     lr_decay_steps: int | None = 50_000  # lr decays linearly to 0 over this many G steps; None: constant
+    g_batch_multiple: int = 1  # fakes per G update = this x the batch size (2 on CIFAR-10: n_gen_samples 128)
 
     def __post_init__(self):
         check_resnet_config(self, "cgan-pd", conditional_required=True)
+        if self.g_batch_multiple < 1:
+            raise GanbenchError(f"cgan-pd: g_batch_multiple must be >= 1, got {self.g_batch_multiple}")
 
 
 def check_resnet_config(c, name: str, *, conditional_required: bool) -> None:
@@ -132,18 +138,19 @@ class GBlock(nn.Module):
 
 
 class DBlock(nn.Module):
-    """Residual block of D (spectrally normalised): [ReLU]-conv3-ReLU-conv3-[avgpool] +
-    conv1-[avgpool] shortcut. ``first``: SNGAN's "optimized" block (no leading ReLU,
-    shortcut pools before its 1 x 1 convolution)."""
+    """Residual block of D: [ReLU]-conv3-ReLU-conv3-[avgpool] + conv1-[avgpool] shortcut.
+    ``first``: SNGAN's "optimized" block (no leading ReLU, shortcut pools before its 1 x 1
+    convolution). Every convolution spectrally normalised unless ``power_iterations`` is 0
+    (WGAN-GP's ResNet critic, whose blocks are otherwise these)."""
 
-    def __init__(self, cin: int, cout: int, *, down: bool, first: bool = False):
+    def __init__(self, cin: int, cout: int, *, down: bool, first: bool = False, power_iterations: int = 1):
         super().__init__()
         self.down, self.first = down, first
-        self.conv1 = sn_conv(cin, cout, 3, 1, 1, gain=math.sqrt(2))
-        self.conv2 = sn_conv(cout, cout, 3, 1, 1, gain=math.sqrt(2))
+        self.conv1 = glorot_conv(cin, cout, 3, gain=math.sqrt(2), power_iterations=power_iterations)
+        self.conv2 = glorot_conv(cout, cout, 3, gain=math.sqrt(2), power_iterations=power_iterations)
         self.learn_shortcut = cin != cout or down
         if self.learn_shortcut:
-            self.shortcut = sn_conv(cin, cout, 1, 1, 0)
+            self.shortcut = glorot_conv(cin, cout, 1, power_iterations=power_iterations)
 
     def forward(self, x):
         h = x if self.first else F.relu(x)
@@ -160,18 +167,21 @@ class DBlock(nn.Module):
         return h + s
 
 
-def sn_conv(cin: int, cout: int, k: int, stride: int, pad: int, *, gain: float = 1.0) -> nn.Module:
-    conv = nn.Conv2d(cin, cout, k, stride, pad)
+def glorot_conv(cin: int, cout: int, k: int, *, gain: float = 1.0, power_iterations: int = 1) -> nn.Module:
+    """A k x k "same" convolution, Glorot-uniform weights (times ``gain``), zero bias;
+    spectrally normalised with that many power iterations per training forward (0: not)."""
+    conv = nn.Conv2d(cin, cout, k, 1, k // 2)
     nn.init.xavier_uniform_(conv.weight, gain)
     nn.init.zeros_(conv.bias)
-    return spectral_norm(conv)
+    return spectral_norm(conv, n_power_iterations=power_iterations) if power_iterations else conv
 
 
-def sn_linear(cin: int, cout: int) -> nn.Module:
-    lin = nn.Linear(cin, cout)
+def glorot_linear(cin: int, cout: int, *, bias: bool = True, power_iterations: int = 1) -> nn.Module:
+    lin = nn.Linear(cin, cout, bias=bias)
     nn.init.xavier_uniform_(lin.weight)
-    nn.init.zeros_(lin.bias)
-    return spectral_norm(lin)
+    if bias:
+        nn.init.zeros_(lin.bias)
+    return spectral_norm(lin, n_power_iterations=power_iterations) if power_iterations else lin
 
 
 def linear_decay(optimizers, base_lrs, step: int, decay_steps: int | None) -> None:
@@ -228,16 +238,23 @@ class Generator(GenerativeModel):
 
 
 class Discriminator(nn.Module):
-    """ResNet D with spectral norm; projection output when num_classes > 0."""
+    """ResNet D with spectral norm; projection output when num_classes > 0.
 
-    def __init__(self, c, *, attention: tuple[int, type] | None = None):
+    Options for the papers that share it: ``power_iterations`` of every spectral norm (0:
+    none, WGAN-GP's critic); ``psi_bias``: a bias in the linear head psi (none in the
+    authors' 32 px D, ``dis_models/snresnet_32.py``'s ``l5``; BigGAN and SAGAN have one);
+    ``mean_pool``: global mean instead of sum pooling (WGAN-GP's ``reduce_mean``)."""
+
+    def __init__(self, c, *, attention: tuple[int, type] | None = None, power_iterations: int = 1,
+                 psi_bias: bool = True, mean_pool: bool = False):
         super().__init__()
         _, k = base_and_blocks(c.image_size)
         n_down = k - 1  # 32 px -> 8, 64 -> 8, 28 -> 7
-        ch = c.d_channels
-        blocks: list[nn.Module] = [DBlock(c.channels, ch, down=True, first=True)]
-        blocks += [DBlock(ch, ch, down=True) for _ in range(n_down - 1)]
-        blocks += [DBlock(ch, ch, down=False) for _ in range(2)]
+        ch, self.mean_pool = c.d_channels, mean_pool
+        sn = {"power_iterations": power_iterations}
+        blocks: list[nn.Module] = [DBlock(c.channels, ch, down=True, first=True, **sn)]
+        blocks += [DBlock(ch, ch, down=True, **sn) for _ in range(n_down - 1)]
+        blocks += [DBlock(ch, ch, down=False, **sn) for _ in range(2)]
         self.blocks = nn.ModuleList(blocks)
         self.attention_after, self.attention = -1, None
         if attention is not None:
@@ -248,21 +265,23 @@ class Discriminator(nn.Module):
                                     f"{sizes[:n_down]}")
             self.attention_after = sizes.index(res)
             self.attention = factory(ch)
-        self.psi = sn_linear(ch, 1)
+        self.psi = glorot_linear(ch, 1, bias=psi_bias, **sn)
         self.num_classes = c.num_classes if c.num_classes >= 2 else 0
         if self.num_classes:
-            embed = nn.Embedding(self.num_classes, ch)
-            nn.init.xavier_uniform_(embed.weight)
-            self.embed = spectral_norm(embed)
+            self.embed = nn.Embedding(self.num_classes, ch)
+            nn.init.xavier_uniform_(self.embed.weight)
+            if power_iterations:
+                self.embed = spectral_norm(self.embed, n_power_iterations=power_iterations)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """phi(x): (N, d_channels), ReLU then global sum pooling."""
+        """phi(x): (N, d_channels), ReLU then global sum (or mean) pooling."""
         h = x
         for i, block in enumerate(self.blocks):
             h = block(h)
             if i == self.attention_after:
                 h = self.attention(h)
-        return F.relu(h).sum(dim=(2, 3))
+        h = F.relu(h)
+        return h.mean(dim=(2, 3)) if self.mean_pool else h.sum(dim=(2, 3))
 
     def forward(self, x, labels=None):
         phi = self.features(x)
@@ -278,7 +297,7 @@ class ProjectionGAN(GANModel):
     def __init__(self, config: ProjectionConfig):
         super().__init__(config)
         self.generator = Generator(config)
-        self.discriminator = Discriminator(config)
+        self.discriminator = Discriminator(config, psi_bias=False)  # snresnet_32.py: l5 has nobias=True
         betas = (config.beta1, config.beta2)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=betas)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=betas)
@@ -288,13 +307,19 @@ class ProjectionGAN(GANModel):
         c = self.config
         if batch.labels is None and self.generator.latent.num_classes:
             raise GanbenchError(f"{self.name or 'cgan-pd'} needs labelled training data")
-        return hinge_step(self, batch, step, ctx, c.n_dis, c.lr_decay_steps)
+        return alternating_step(self, batch, step, ctx, c.n_dis, c.lr_decay_steps,
+                                g_batch_multiple=c.g_batch_multiple)
 
 
-def hinge_step(model: GANModel, batch: Batch, step: int, ctx: TrainContext, n_dis: int,
-               lr_decay_steps: int | None) -> dict[str, torch.Tensor]:
-    """n_dis hinge-loss D updates, each on a fresh real batch, then one G update of the
-    same batch size (fake labels drawn uniformly; the paper's sampling of y for G)."""
+def alternating_step(model: GANModel, batch: Batch, step: int, ctx: TrainContext, n_dis: int,
+                     lr_decay_steps: int | None = None, *, g_batch_multiple: int = 1,
+                     d_loss=hinge_d_loss, g_loss=hinge_g_loss) -> dict[str, torch.Tensor]:
+    """The authors' updater (sngan_projection ``updater.py``): ``n_dis`` D updates, each on
+    a fresh real batch and as many fakes, then one G update on ``g_batch_multiple`` times
+    as many fakes (``n_gen_samples``); fake labels drawn uniformly, the paper's sampling of
+    y for G. The learning rates of ``model.opt_g`` / ``opt_d`` (from ``model.base_lrs``)
+    decay linearly to 0 over ``lr_decay_steps`` G steps. Losses: the hinge loss unless
+    ``d_loss`` / ``g_loss`` say otherwise (SNGAN's non-saturating option)."""
     G, D = model.generator, model.discriminator
     linear_decay((model.opt_g, model.opt_d), model.base_lrs, step, lr_decay_steps)
     conditional = G.latent.num_classes > 0
@@ -305,30 +330,51 @@ def hinge_step(model: GANModel, batch: Batch, step: int, ctx: TrainContext, n_di
         with ctx.autocast():
             with torch.no_grad():
                 fake = ctx.images(G(z, y_fake))
-            d_real = D(real, labels if conditional else None)
-            d_fake = D(fake, y_fake)
-            loss_d = hinge_d_loss(d_real, d_fake)
+            d_real = D(real, labels if conditional else None).float()
+            d_fake = D(fake, y_fake).float()
+            loss_d = d_loss(d_real, d_fake)
         ctx.backward_step(loss_d, model.opt_d)
     with frozen(D):
-        z, y_fake = ctx.latents(G.latent, n)
+        z, y_fake = ctx.latents(G.latent, n * g_batch_multiple)
         with ctx.autocast():
-            loss_g = hinge_g_loss(D(ctx.images(G(z, y_fake)), y_fake))
+            loss_g = g_loss(D(ctx.images(G(z, y_fake)), y_fake).float())
         ctx.backward_step(loss_g, model.opt_g)
     return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
-            "d_real": d_real.detach().float().mean(), "d_fake": d_fake.detach().float().mean()}
+            "d_real": d_real.detach().mean(), "d_fake": d_fake.detach().mean()}
+
+
+hinge_step = alternating_step  # SAGAN's name for it: the hinge loss is the default
 
 
 _MNIST_LIKE = {"image_size": 32}
+# sn_cifar10.yml: G resnet_32.py with ch 256, D snresnet_32.py with ch 128; n_gen_samples 128
+_CIFAR = {"image_size": 32, "channels": 3, "g_channels": 256, "d_channels": 128, "g_batch_multiple": 2}
+_RECIPE = TrainingRecipe(batch_size=64, source="sngan_projection configs/sn_cifar10.yml: batchsize 64 per D update, "
+                                               "n_dis 5; G's n_gen_samples 128 is g_batch_multiple=2")
+DEPARTURES = [
+    ("MNIST-like data: the CIFAR-10 networks at 32 px with 1 channel, G 128 wide, G batch = D batch",
+     "the paper has no MNIST experiment; half the CIFAR-10 G width suffices for digits, and the MNIST "
+     "defaults stay what the learning tests measured (--set g_channels=256 g_batch_multiple=2 for CIFAR's)"),
+    ("64 px and larger: the 32 px design scaled by resolution (one width throughout, D down to 8 x 8 "
+     "then two plain blocks, psi without a bias)",
+     "the authors' 64/128 px networks (gen_models/resnet_64.py, dis_models/snresnet_64.py, snresnet.py: "
+     "widths doubling per block to 16 ch, D down to 2 or 4 px, psi with a bias) are not implemented"),
+    ("lr decays linearly from step 0 over lr_decay_steps (50k) on every dataset",
+     "sn_cifar10.yml's schedule; the ImageNet config (sn_projection.yml) decays only from 400k to 450k"),
+    ("G's linear and output-convolution biases start at PyTorch's default uniform values; BatchNorm eps 1e-5",
+     "Chainer starts them at 0 with eps 2e-5; this Generator is shared with SAGAN, whose tested "
+     "initialisation would change"),
+]
 
 
 @register_model(
     "cgan-pd", config=ProjectionConfig, paper="cGANs with Projection Discriminator",
     authors="Miyato, Koyama", arxiv="1802.05637", year=2018, task="class-conditional",
-    defaults={"mnist": _MNIST_LIKE, "fashion-mnist": _MNIST_LIKE,
-              "cifar10": {"image_size": 32, "channels": 3, "g_channels": 256, "d_channels": 256}},
+    defaults={"mnist": _MNIST_LIKE, "fashion-mnist": _MNIST_LIKE, "cifar10": _CIFAR},
     description="ResNet G with conditional BatchNorm, spectrally normalised ResNet D with a "
                 "projection head <embed(y), phi(x)>; hinge loss, n_dis = 5",
     reference_code="https://github.com/pfnet-research/sngan_projection (networks, schedule)",
+    recipes={"default": _RECIPE, "cifar10": _RECIPE}, departures=DEPARTURES,
     tiny={"image_size": 16, "g_channels": 16, "d_channels": 32, "z_dim": 32, "lr": 2e-3, "lr_decay_steps": None},
     test_steps=800)
 def build(config: ProjectionConfig) -> ProjectionGAN:
