@@ -24,14 +24,32 @@ C(x) the critic's non-transformed output (a logit), sigma the sigmoid, x_r real 
 The expectations E[C(.)] are batch means. These are the paper's formulas (the reference
 code halves the two-term losses, which changes nothing under Adam but the scale of the
 logged numbers). Unlike a standard GAN, G's loss depends on real data too: the G update
-re-evaluates C on the step's real batch.
+evaluates C on a fresh real batch, as the reference code does (it draws a new batch for
+G's step).
 
-Architecture and training (the paper's DCGAN setup, reference code ``arch=0``): the
-DCGAN generator and discriminator of :mod:`ganbench.models.dcgan` with 128 base
-feature maps (``G_h_size = D_h_size = 128``), z 128-d N(0, I), N(0, 0.02) init; Adam
-lr 2e-4, betas (0.5, 0.999), n_D = 1 (the paper's standard setting), batch 32 in the paper.
+Networks (``arch``), as the reference code's ``--arch``:
 
-Reference code followed: https://github.com/AlexiaJM/RelativisticGAN (``code/GAN_losses_iter.py``).
+* ``"standard_cnn"`` -- the CIFAR-10 experiments (Section 4, Table 1; the authors'
+  ``stable.sh``: ``--arch 1 --spectral True --image_size 32``): the 32 x 32 "standard
+  CNN" of the SNGAN paper, reused from :mod:`ganbench.models.sngan` (G: dense to 4 x 4 x
+  512, transposed convolutions to 256, 128, 64 channels with BatchNorm and ReLU, 3 x 3
+  convolution, tanh; D: [3 x 3, 4 x 4 stride 2] convolution pairs of 64, 128, 256
+  channels and a 3 x 3 convolution to 512, LeakyReLU(0.1), spectral normalisation on
+  every layer, a dense output). ``g_channels = d_channels = 64`` are the paper's widths.
+  The ``cifar10`` default.
+* ``"dcgan"`` -- the CAT experiments (Section 4, 64 x 64 and 128 x 128; the authors'
+  ``unstable.sh``: ``--arch 0 --G_h_size 64 --D_h_size 64``): the DCGAN generator and
+  discriminator of :mod:`ganbench.models.dcgan` (``g_channels`` = ``G_h_size``, the
+  widest-resolution feature maps, doubling towards 4 x 4), N(0, 0.02) init. The default
+  of every other dataset (CelebA at 64 px stands in for CAT; MNIST-like data at 32 px).
+
+Training, as in the paper's standard setting (Table 1, first column; ``stable.sh`` and
+``unstable.sh``): z 128-d N(0, I); Adam lr 2e-4, betas (0.5, 0.999); n_D = 1 D update per
+G update; batch 32 (every relativistic run in both scripts; the author in RelativisticGAN issue #1: "I
+only used 32"). No EMA of G. The ``ganbench train`` recipe declares the batch size.
+
+Reference code followed: https://github.com/AlexiaJM/RelativisticGAN (``code/GAN_losses_iter.py``,
+``code/stable.sh``, ``code/unstable.sh``).
 """
 from __future__ import annotations
 
@@ -40,22 +58,28 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from torch import nn
+
 from ganbench.errors import GanbenchError
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, frozen, register_model
-from ganbench.models.dcgan import Discriminator, Generator
+from ganbench.generative import GenerativeModel
+from ganbench.models import dcgan, sngan
+from ganbench.models.base import (Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, frozen,
+                                  register_model)
 from ganbench.models.losses import init_normal_
 from ganbench.models.wgan import check_dcgan_shape
 
 VARIANTS = ("rsgan", "rasgan", "ralsgan")
+ARCHS = ("dcgan", "standard_cnn")
 
 
 @dataclass(frozen=True)
 class RaGANConfig(ModelConfig):
     variant: str = "rasgan"  # "rsgan", "rasgan" (relativistic average) or "ralsgan"
+    arch: str = "dcgan"  # "dcgan" (the paper's CAT networks) or "standard_cnn" (its CIFAR-10 networks)
     z_dim: int = 128  # length of the noise vector z
     z_dist: str = "normal"  # "normal" N(0, I) or "uniform" U(-1, 1)
-    g_channels: int = 128  # G's widest-resolution feature maps, doubling towards 4 x 4
-    d_channels: int = 128  # D's first-layer feature maps, doubling per layer
+    g_channels: int = 64  # G's widest-resolution feature maps, doubling towards the 4 x 4 map
+    d_channels: int = 64  # D's first-layer feature maps, doubling per layer (per conv pair in the standard CNN)
     n_dis: int = 1  # discriminator updates per generator update
     lr_g: float = 2e-4  # Adam learning rate of G
     lr_d: float = 2e-4  # Adam learning rate of D
@@ -66,9 +90,32 @@ class RaGANConfig(ModelConfig):
     def __post_init__(self):
         if self.variant not in VARIANTS:
             raise GanbenchError(f"ragan: variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}")
-        check_dcgan_shape(self, "ragan")
+        if self.arch not in ARCHS:
+            raise GanbenchError(f"ragan: arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
+        if self.arch == "standard_cnn":
+            standard_cnn_config(self)  # validates
+        else:
+            check_dcgan_shape(self, "ragan")
         if self.n_dis < 1:
             raise GanbenchError("ragan: n_dis must be >= 1")
+
+
+def standard_cnn_config(c: RaGANConfig) -> sngan.SNGANConfig:
+    """The SNGAN standard CNN's config with RaGAN's sizes (its checks reported as ragan's)."""
+    try:
+        return sngan.SNGANConfig(image_size=c.image_size, channels=c.channels, z_dim=c.z_dim, z_dist=c.z_dist,
+                                 g_channels=c.g_channels, d_channels=c.d_channels, init_std=c.init_std)
+    except GanbenchError as exc:
+        raise GanbenchError(str(exc).replace("sngan:", "ragan (standard_cnn):", 1)) from None
+
+
+def networks(c: RaGANConfig) -> tuple[GenerativeModel, nn.Module]:
+    """(G, C) of ``c.arch``, initialised: weights N(0, init_std), BatchNorm scales
+    N(1, init_std), as the reference code's ``weights_init``."""
+    if c.arch == "standard_cnn":
+        generator, critic = sngan.Generator(standard_cnn_config(c)), sngan.Discriminator(standard_cnn_config(c))
+        return init_normal_(generator, c.init_std), critic  # sngan's D initialises itself before its spectral norm
+    return init_normal_(dcgan.Generator(c), c.init_std), init_normal_(dcgan.Discriminator(c), c.init_std)
 
 
 def relativistic_losses(c_real: torch.Tensor, c_fake: torch.Tensor, variant: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -94,10 +141,7 @@ def relativistic_losses(c_real: torch.Tensor, c_fake: torch.Tensor, variant: str
 class RaGAN(GANModel):
     def __init__(self, config: RaGANConfig):
         super().__init__(config)
-        self.generator = Generator(config)
-        self.discriminator = Discriminator(config)  # C(x): logits, no sigmoid
-        init_normal_(self.generator, config.init_std)
-        init_normal_(self.discriminator, config.init_std)
+        self.generator, self.discriminator = networks(config)  # C(x): logits, no sigmoid
         betas = (config.beta1, config.beta2)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr_d, betas=betas)
@@ -128,7 +172,9 @@ class RaGAN(GANModel):
 
 
 _MNIST_LIKE = {"image_size": 32}
-_PAPER_64 = {"image_size": 64, "channels": 3}  # the paper's CAT 64 x 64 DCGAN
+_CAT_64 = {"image_size": 64, "channels": 3}  # the paper's CAT 64 x 64 DCGAN (unstable.sh)
+_CIFAR = {"image_size": 32, "channels": 3, "arch": "standard_cnn"}  # stable.sh: --arch 1 --spectral True
+_SCRIPTS = "AlexiaJM/RelativisticGAN code/"
 
 
 @register_model(
@@ -136,9 +182,24 @@ _PAPER_64 = {"image_size": 64, "channels": 3}  # the paper's CAT 64 x 64 DCGAN
     paper="The relativistic discriminator: a key element missing from standard GAN",
     authors="Jolicoeur-Martineau", arxiv="1807.00734", year=2018, task="unconditional",
     defaults={"mnist": _MNIST_LIKE, "fashion-mnist": _MNIST_LIKE, "digits": _MNIST_LIKE,
-              "cifar10": _PAPER_64, "celeba": _PAPER_64},
-    description="relativistic (average) discriminator: RSGAN, RaSGAN, RaLSGAN on DCGAN networks",
-    reference_code="https://github.com/AlexiaJM/RelativisticGAN (code/GAN_losses_iter.py, arch=0)",
+              "cifar10": _CIFAR, "celeba": _CAT_64},
+    description="relativistic (average) discriminator: RSGAN, RaSGAN, RaLSGAN; SNGAN's standard CNN on "
+                "CIFAR-10, DCGAN networks elsewhere; Adam 2e-4 (0.5, 0.999), n_D = 1, batch 32",
+    reference_code="https://github.com/AlexiaJM/RelativisticGAN (code/GAN_losses_iter.py, arch=1 and arch=0)",
+    recipes={"default": TrainingRecipe(batch_size=32, source=_SCRIPTS + "unstable.sh, CAT runs: --batch_size 32"),
+             "cifar10": TrainingRecipe(batch_size=32, source=_SCRIPTS + "stable.sh, CIFAR-10 runs: --batch_size 32")},
+    departures=[
+        ("standard CNN: G's dense layer is followed by BatchNorm and ReLU and initialised N(0, 0.02); the "
+         "reference code feeds the dense output straight to the first transposed convolution and keeps "
+         "PyTorch's default init for it",
+         "the standard CNN is reused from models/sngan.py (chainer-gan-lib's version), one implementation"),
+        ("losses are the paper's formulas; the reference code halves the two-term losses",
+         "Adam is invariant to the scale of the loss; only the logged numbers differ"),
+        ("no gradient-penalty variants (RSGAN-GP, RaSGAN-GP of Tables 2-3), no PacGAN-2 D of the 256 x 256 "
+         "CAT runs, and no unstable setups of Table 2 without spectral norm",
+         "not implemented: ganbench's datasets are at most 64 px, and its standard CNN always has "
+         "spectral norm in D"),
+    ],
     # tests: narrow nets (D narrower than G), a faster learning rate
     tiny={"g_channels": 16, "d_channels": 4, "z_dim": 32, "lr_g": 1e-3, "lr_d": 1e-3}, test_steps=200)
 def build(config: RaGANConfig) -> RaGAN:
