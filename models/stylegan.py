@@ -24,21 +24,37 @@ read for its conventions; written anew here):
   schedule, fade-in and D are reused unchanged (StyleGAN trains with progressive growing,
   Section 2 and the official code): G has one toRGB per resolution and fades a new
   resolution in exactly as ProGAN's G does. The official phases are 600k images each
-  (``phase_steps = 18_750`` at batch 32); its per-resolution batch sizes and learning
-  rates are not modelled.
+  (``phase_steps = 18_750`` at batch 32).
 * Loss (FFHQ setting, Appendix C): non-saturating logistic loss with the R1 penalty
   (gamma / 2) E_x[||grad D(x)||^2] on real images, gamma = 10.
+* Recipe (what ``ganbench train`` uses): the evaluated G is a running average of G's
+  weights with a half-life of 10k images (the official ``G_smoothing_kimg = 10.0``,
+  ``training/training_loop.py``; decay ``0.5 ** (batch / 10_000)`` per step). Batch: the
+  official 8-GPU schedule (``train.py``: ``minibatch_dict = {4: 512, 8: 256, 16: 128, 32:
+  64, 64: 32}``, ``minibatch_base = 32`` above) at the final resolution, kept for the whole
+  run: 64 for 28 / 32 px data, 32 for 64 px and above.
 
-Differences from the paper: bilinear up-sampling stands for the paper's up-sampling +
-2 x 2 binomial blur; the learned constant starts as N(0, 1) (StyleGAN2's initialisation;
-StyleGAN's is 1, whose instance norm is then 0 until the constant has learned
-structure); growth starts at the base resolution (4 x 4; the official code starts at
-8 x 8); widths follow ProGAN's ``fmap_base`` rule.
+Differences from the paper (also listed as ``departures`` in the registration):
+bilinear up-sampling stands for the paper's up-sampling + 2 x 2 binomial blur; the
+learned constant starts as N(0, 1) (StyleGAN2's initialisation; StyleGAN's is 1, whose
+instance norm is then 0 until the constant has learned structure); growth starts at the
+base resolution (4 x 4; the official code starts at 8 x 8); one batch size for the whole
+run. (Widths follow the official ``fmap_base`` rule, shared with ProGAN, and its learning
+rate is 0.001 at every resolution up to 64 px, as here.)
 
-Noise inputs: random in training mode; in eval mode (evaluation, PPL) each layer uses a
-fixed noise map drawn at construction (the official ``randomize_noise=False``), so
-seeded sampling is reproducible and batch-size independent. ``noise_mode`` of
-:meth:`Generator.synthesis` overrides this ("random", "const", "none").
+Noise inputs: fresh N(0, 1) maps per sample in training (drawn from the global generator,
+which the harness seeds). Sampling in eval mode (:meth:`Generator.generate`: evaluation,
+sample grids) gives every sample its own maps too, as the official metrics do (FID:
+``Gs.get_output_for(..., randomize_noise=True)`` in NVlabs/stylegan ``metrics/``), drawn
+from a generator seeded by a hash of the sample's z and ``Generator.noise_seed``: the same z
+and seed give the same image in any batch and on any device; another ``noise_seed`` is
+another noise draw. :meth:`Generator.synthesis` without explicit noise (PPL in W) uses
+one fixed map per layer, drawn at construction, for every sample and both ends of each
+path, as the official PPL (``randomize_noise=False``; it redraws the maps per minibatch,
+here they stay fixed). PPL in Z goes through ``generate`` and so gives the two ends of a
+path different noise, where the official code shares it: use PPL in W (this model's
+default). ``noise_mode`` ("random", "const", "none") and ``noise`` of
+:meth:`Generator.synthesize` override these.
 
 The generator exposes ``has_mapping = True``, ``mapping(z, labels) -> w`` of shape
 (N, num_ws, w_dim) and ``synthesis(w)``, so PPL walks W (lerp), as the paper's Table 3/4.
@@ -46,20 +62,24 @@ The generator exposes ``has_mapping = True``, ``mapping(z, labels) -> w`` of sha
 from __future__ import annotations
 
 import functools
+import hashlib
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ganbench.errors import GanbenchError, InputError
 from ganbench.generative import GenerativeModel, LatentSpec
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, frozen, register_model
+from ganbench.models.base import (Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, frozen,
+                                  register_model)
 from ganbench.models.losses import r1_penalty
 from ganbench.models.progan import (Discriminator, EqualizedConv2d, EqualizedLinear, base_resolutions, fade,
                                     growth_schedule, lrelu, pixel_norm, real_at_stage, stage_widths, upsample2)
 
 NOISE_MODES = ("auto", "random", "const", "none")
+NoiseMaps = list  # one (N or 1, 1, res, res) noise map per synthesis layer
 
 
 @dataclass(frozen=True)
@@ -154,20 +174,23 @@ class StyleLayer(nn.Module):
         self.affine = EqualizedLinear(w_dim, 2 * cout, gain=1.0)  # A
         self.register_buffer("noise_const", torch.randn(1, 1, resolution, resolution))
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
+        """``noise``: (N or 1, 1, H, W) at this layer's resolution, or None for no noise."""
         if self.up:
             x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
         if self.conv is not None:
             x = self.conv(x)
-        if noise_mode != "none":
-            if noise_mode == "random":
-                noise = torch.randn(len(x), 1, *x.shape[2:], device=x.device, dtype=x.dtype)
-            else:
-                noise = self.noise_const.to(x.dtype)
-            x = x + noise * self.noise_strength.to(x.dtype)[None, :, None, None]
+        if noise is not None:
+            x = x + noise.to(x.dtype) * self.noise_strength.to(x.dtype)[None, :, None, None]
         x = lrelu(x + self.bias.to(x.dtype)[None, :, None, None])
         scale, shift = self.affine(w).chunk(2, dim=1)
         return adain(x, 1.0 + scale, shift)
+
+
+def _noise_seed(key: np.ndarray, seed: int) -> int:
+    """A 64-bit seed from ``seed`` and the bytes of one sample's key (its float32 z)."""
+    digest = hashlib.blake2b(int(seed).to_bytes(8, "little", signed=True) + key.tobytes(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
 
 
 class Generator(GenerativeModel):
@@ -199,6 +222,7 @@ class Generator(GenerativeModel):
         self.register_buffer("alpha", torch.tensor(1.0))
         self.register_buffer("w_avg", torch.zeros(c.w_dim))
         self.truncation_psi, self.truncation_cutoff = c.truncation_psi, c.truncation_cutoff
+        self.noise_seed = 0  # salt of the per-sample noise of generate() in eval mode: another draw for the same z
 
     def mapping(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """w for every synthesis layer: (N, num_ws, w_dim) (untruncated)."""
@@ -209,40 +233,73 @@ class Generator(GenerativeModel):
         self.alpha.fill_(alpha)
 
     def synthesize(self, w: torch.Tensor, noise_mode: str = "auto", stage: int | None = None,
-                   alpha: float | None = None) -> torch.Tensor:
+                   alpha: float | None = None, *, noise: NoiseMaps | None = None) -> torch.Tensor:
         """Unclamped images at the stage's resolution from styles w: (N, w_dim) or
         (N, num_ws, w_dim); ``stage``/``alpha`` default to the buffers'. Styles of layers
-        above the stage are unused."""
+        above the stage are unused. ``noise`` (one map per layer, e.g. from
+        :meth:`per_sample_noise`) replaces the maps ``noise_mode`` would give."""
         stage = int(self.stage) if stage is None else stage
         alpha = float(self.alpha) if alpha is None else alpha
-        if noise_mode not in NOISE_MODES:
-            raise InputError(f"noise_mode must be one of {', '.join(NOISE_MODES)}, got {noise_mode!r}")
-        if noise_mode == "auto":
-            noise_mode = "random" if self.training else "const"
         if w.dim() == 2:
             w = w[:, None, :].expand(-1, self.num_ws, -1)
         if w.shape[1] != self.num_ws:
             raise InputError(f"synthesis expects {self.num_ws} styles, got w of shape {tuple(w.shape)}")
+        active = self.layers[:2 * stage + 2]
+        if noise is None:
+            noise = self.noise_maps(noise_mode, len(w), w.device, len(active))
         x = previous = self.const.to(w.dtype).expand(len(w), -1, -1, -1)
-        for i, layer in enumerate(self.layers[:2 * stage + 2]):
+        for i, layer in enumerate(active):
             if i == 2 * stage:
                 previous = x
-            x = layer(x, w[:, i], noise_mode)
+            x = layer(x, w[:, i], noise[i])
         rgb = self.to_rgb[stage](x)
         if stage == 0 or alpha >= 1.0:
             return rgb
         return fade(upsample2(self.to_rgb[stage - 1](previous)), rgb, alpha)
 
-    def synthesis(self, w: torch.Tensor, noise_mode: str = "auto") -> torch.Tensor:
-        """Images in [-1, 1] at ``image_size`` from styles w (what evaluation and PPL use)."""
-        x = self.synthesize(w, noise_mode)
+    def noise_maps(self, noise_mode: str, n: int, device: torch.device, layers: int) -> NoiseMaps:
+        """Noise of ``noise_mode`` for the first ``layers`` layers: "random" (fresh N(0, 1)
+        maps per sample from the global generator: training), "const" (each layer's one fixed
+        map, the same for every sample), "none", or "auto" ("random" in training mode, else
+        "const")."""
+        if noise_mode not in NOISE_MODES:
+            raise InputError(f"noise_mode must be one of {', '.join(NOISE_MODES)}, got {noise_mode!r}")
+        if noise_mode == "auto":
+            noise_mode = "random" if self.training else "const"
+        if noise_mode == "none":
+            return [None] * layers
+        if noise_mode == "const":
+            return [layer.noise_const for layer in self.layers[:layers]]
+        return [torch.randn(n, 1, *layer.noise_const.shape[2:], device=device) for layer in self.layers[:layers]]
+
+    def per_sample_noise(self, keys: torch.Tensor, seed: int = 0) -> NoiseMaps:
+        """Noise maps (N, 1, res, res) per layer, each sample's drawn on the CPU from its own
+        generator seeded by a hash of (``seed``, the sample's row of ``keys``): the same key
+        and seed give the same maps in any batch and on any device; other keys or another
+        seed give independent ones."""
+        sizes = [layer.noise_const.shape[-1] for layer in self.layers]
+        draws = torch.stack([torch.randn(sum(r * r for r in sizes), generator=torch.Generator().manual_seed(
+            _noise_seed(row, seed))) for row in keys.detach().to("cpu", torch.float32).numpy()])
+        chunks = draws.to(keys.device).split([r * r for r in sizes], dim=1)
+        return [chunk.view(-1, 1, r, r) for chunk, r in zip(chunks, sizes)]
+
+    def synthesis(self, w: torch.Tensor, noise_mode: str = "auto", *, noise: NoiseMaps | None = None) -> torch.Tensor:
+        """Images in [-1, 1] at ``image_size`` from styles w (PPL in W uses it without
+        ``noise``: in eval mode both ends of a path share each layer's fixed map)."""
+        x = self.synthesize(w, noise_mode, noise=noise)
         if x.shape[-1] != self.latent.image_size:
             x = F.interpolate(x, size=self.latent.image_size, mode="nearest")
         return x.clamp(-1.0, 1.0)
 
-    def generate(self, z, labels=None):
+    def generate(self, z, labels=None, noise_seed: int | None = None):
+        """Images in [-1, 1] from z (truncated in W when ``truncation_psi`` < 1). In eval
+        mode (evaluation, sampling) every sample gets its own noise maps, seeded by its z and
+        ``noise_seed`` (default: the ``noise_seed`` attribute, 0), as the official metrics'
+        ``randomize_noise=True`` but reproducible: same z and seed, same image."""
         w = truncate(self.mapping(z), self.w_avg, self.truncation_psi, self.truncation_cutoff)
-        return self.synthesis(w)
+        if self.training:
+            return self.synthesis(w)
+        return self.synthesis(w, noise=self.per_sample_noise(z, self.noise_seed if noise_seed is None else noise_seed))
 
     @torch.no_grad()
     def track_w_avg(self, w: torch.Tensor, beta: float) -> None:
@@ -303,15 +360,37 @@ class StyleGAN(GANModel):
 _MNIST_28 = {"image_size": 28, "fmap_max": 128, "z_dim": 128, "w_dim": 128, "phase_steps": 10_000}
 
 
+def _recipe(batch_size: int) -> TrainingRecipe:
+    """The official G smoothing (half-life 10k images) at the 8-GPU batch of the final resolution."""
+    return TrainingRecipe(batch_size=batch_size, ema_halflife_kimg=10.0,
+                          source="NVlabs/stylegan training_loop.py G_smoothing_kimg=10.0; train.py 8-GPU "
+                                 "minibatch_dict {4: 512, 8: 256, 16: 128, 32: 64, 64: 32} at the final resolution")
+
+
 @register_model(
     "stylegan", config=StyleGANConfig, paper="A Style-Based Generator Architecture for Generative Adversarial Networks",
     authors="Karras, Laine, Aila", arxiv="1812.04948", year=2019, task="unconditional",
     defaults={"mnist": _MNIST_28, "fashion-mnist": _MNIST_28, "digits": _MNIST_28,
-              "cifar10": {"image_size": 32, "channels": 3},
+              # 600k images per phase (lod_training_kimg = lod_transition_kimg = 600) at the recipe's batch 64
+              "cifar10": {"image_size": 32, "channels": 3, "phase_steps": 9_375},
               "celeba": {"image_size": 64, "channels": 3}},
     description="Mapping network (8 FC, lr x 0.01) to w, AdaIN styles on a learned constant, per-pixel "
                 "noise, style mixing, truncation in W; non-saturating loss + R1 (gamma 10); Adam(0.001, 0, 0.99)",
     reference_code="https://github.com/NVlabs/stylegan (read; paper followed)",
+    recipes={"default": _recipe(32), "celeba": _recipe(32), "cifar10": _recipe(64), "mnist": _recipe(64),
+             "fashion-mnist": _recipe(64), "digits": _recipe(64)},
+    departures=[
+        ("bilinear up-sampling instead of up-sampling followed by a 2 x 2 binomial blur",
+         "a smoothing up-sampler in one call; the blur layer is not implemented"),
+        ("the learned constant input starts as N(0, 1) instead of 1",
+         "StyleGAN's all-ones constant has zero instance-norm output until it learns structure"),
+        ("growth starts at the base resolution (4 x 4, or 7 x 7 for 28 px) instead of 8 x 8",
+         "ProGAN's growth schedule is reused unchanged"),
+        ("one batch size for the whole run (the final resolution's) instead of 512 at 4 x 4 down to it",
+         "ganbench trains with one batch size per run"),
+        ("PPL in W keeps one fixed noise map per layer for all paths; the official PPL redraws it per minibatch",
+         "seeded, batch-independent PPL; both ends of a path still share their noise, as the official code"),
+    ],
     # tests: narrow nets, short phases, the official code's higher-resolution learning rate, and a
     # two-layer mapping at lr x 0.1 (at x 0.01 it barely moves in 250 steps: lenet-FID 388 against a
     # threshold of 439; with phases of 25 steps too, 363 with phases of 15, 358 with both changes)

@@ -96,7 +96,35 @@ def test_stylegan_noise_inputs_change_fine_detail_only():
             assert noise_diff.square().mean() < 0.5 * style_diff.square().mean()  # ...less than a new w...
             # ...and at a finer scale (fine layers: almost nothing survives 4 x 4 average pooling)
             assert coarse_share(noise_diff) < (0.2 if fine_only else 0.75) * coarse_share(style_diff)
-        torch.testing.assert_close(G.synthesis(w), G.synthesis(w))  # eval: fixed noise maps
+        torch.testing.assert_close(G.synthesis(w), G.synthesis(w))  # synthesis (PPL in W): fixed noise maps
+
+
+def test_stylegan_sampling_draws_noise_per_sample_from_a_seeded_source():
+    """The official metrics give every sample fresh noise (NVlabs/stylegan
+    metrics/frechet_inception_distance.py: Gs_clone.get_output_for(latents, None,
+    is_validation=True, randomize_noise=True)); here each sample's maps are seeded by its z
+    and noise_seed, so seeded sampling reproduces."""
+    G = tiny_mnist("stylegan").generator.eval()
+    z = latents(6, 32, 5)
+    with torch.no_grad():
+        for layer in G.layers:
+            layer.noise_strength.fill_(0.3)  # strengths start at 0: let the noise show
+        images = G.generate(z)
+        assert torch.equal(images, G.generate(z))  # same z, same seed: the same images
+        torch.testing.assert_close(G.generate(z[2:4]), images[2:4])  # whatever the batch around them
+        other_draw = G.generate(z, noise_seed=1)  # same z, another noise draw
+        assert (other_draw - images).abs().mean() > 1e-3
+        assert torch.equal(G.generate(z, noise_seed=1), other_draw)
+        G.noise_seed = 1
+        assert torch.equal(G.generate(z), other_draw)
+        assert torch.equal(G.synthesis(G.mapping(z), "none"), G.synthesis(G.mapping(z), "none"))  # only noise varies
+    maps = G.per_sample_noise(latents(64, 32, 6))
+    assert [m.shape[-1] for m in maps] == [7, 7, 14, 14, 28, 28]
+    assert maps[-1].shape == (64, 1, 28, 28) and not torch.equal(maps[-1][0], maps[-1][1])  # one draw per sample
+    fine = maps[-1].flatten(1)
+    assert abs(fine.mean().item()) < 0.02 and abs(fine.std().item() - 1) < 0.02  # N(0, 1): 50k values
+    corr = torch.corrcoef(fine)[~torch.eye(64, dtype=torch.bool)]
+    assert corr.abs().max() < 0.2  # independent across samples (|r| of 784-pixel maps ~ 0.036)
 
 
 def test_stylegan_ppl_walks_w_space(monkeypatch):
