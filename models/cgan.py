@@ -10,10 +10,11 @@ The paper's MNIST model (Section 4.1):
   240 x 4 -> 1 logit. Dropout 0.5.
 * Objective: the GAN minimax game with both players conditioned on y; G uses the
   non-saturating loss -log D(G(z|y)|y) as in the GAN paper's practice.
-* Optimiser: SGD, batch 100, learning rate 0.1 exponentially decreased (factor 1.00004
-  per update) to 1e-6, momentum 0.5 increased to 0.7. The paper does not say over how
-  long momentum rises; we use the GAN code's epochs 1..250. As in the GAN code
-  (pylearn2), D's units keep incoming-weight norms <= 1.9365 (``d_max_col_norm``).
+* Optimiser: SGD, batch 100 (the recipe: "mini-batches of size 100"), learning rate 0.1
+  exponentially decreased (factor 1.00004 per update) to 1e-6, momentum 0.5 increased to
+  0.7. The paper does not say over how long momentum rises; we use the GAN code's epochs
+  1..250. As in pylearn2's maxout models, D's units keep incoming-weight norms <= 1.9365
+  (``d_max_col_norm``; the paper does not mention it).
 
 Generated labels are drawn uniformly; ``classifier_accuracy`` (``ganbench.metrics.lenet``)
 measures how recognisably the generator draws the class it was asked for.
@@ -28,7 +29,7 @@ from torch import nn
 
 from ganbench.errors import GanbenchError
 from ganbench.generative import GenerativeModel, LatentSpec
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, frozen, register_model
+from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, frozen, register_model
 from ganbench.models.losses import gan_d_loss, gan_g_loss
 from ganbench.models.gan import (Maxout, apply_sgd_schedule, check_common, constrain_norms,
                                  init_bias_from_marginals, make_optimizers, to_unit, uniform_init)
@@ -154,6 +155,24 @@ _MNIST = {"image_size": 28}
     authors="Mirza, Osindero", arxiv="1411.1784", year=2014, task="class-conditional",
     defaults={"mnist": _MNIST, "fashion-mnist": _MNIST, "digits": _MNIST},
     description="MLP G and maxout D, both conditioned on the one-hot label",
+    recipes={"default": TrainingRecipe(batch_size=100, source="Mirza & Osindero Sec. 4.1: SGD with mini-batches "
+                                                              "of size 100")},
+    departures=[
+        ("z is uniform on [-1, 1]^100 instead of the paper's unit hypercube [0, 1]^100",
+         "a centred prior; the same distribution up to an affine map that G's first layer absorbs"),
+        ("G's output biases start at the logits of the first batch's pixel means",
+         "borrowed from the GAN code (init_sigmoid_bias_from_marginals) for a faster start; the paper is silent"),
+        ("D's incoming weight norms are capped at 1.9365",
+         "pylearn2 maxout practice; the paper does not mention a norm constraint"),
+        ("momentum rises from 0.5 to 0.7 between steps 600 and 150,000",
+         "the paper does not say over how long; the GAN code's epochs 1..250 at batch 100 are used"),
+        ("dropout 0.5 on the hidden layers of G and D, none on D's inputs",
+         "the paper says only that dropout 0.5 was applied to both networks"),
+        ("G minimises the non-saturating -log D(G(z|y)|y)",
+         "the GAN paper's practical recommendation; the CGAN paper states only the minimax game"),
+        ("no early stopping on the validation log-likelihood",
+         "ganbench trains for a fixed number of steps and evaluates with sample-based metrics"),
+    ],
     # narrow G, the paper's D; Adam, since SGD at lr 0.1 needs thousands of steps to get anywhere.
     # The one-hot label branch of G learns slowly (its ReLU units die easily): with narrower D or
     # fewer steps the samples ignore the label (class accuracy ~0.1 at 500 steps, 0.34 at 1000

@@ -9,8 +9,9 @@ Architecture guidelines of the paper (Section 3), followed here:
   every layer except the output, which is tanh.
 * D: strided 4 x 4 convolutions (no pooling), BatchNorm in every layer except the
   input layer, LeakyReLU with slope 0.2, a final convolution to one logit.
-* Training (Section 4): Adam, learning rate 0.0002, beta1 = 0.5, batch 128, weights
-  initialised from N(0, 0.02); the standard (non-saturating) GAN loss.
+* Training (Section 4): Adam, learning rate 0.0002, beta1 = 0.5, batch 128 (the recipe),
+  weights initialised from N(0, 0.02); the standard (non-saturating) GAN loss. As in the
+  reference code, G's update reuses the D step's noise.
 
 Resolutions: 64 x 64 as in the paper (LSUN, ImageNet, faces; used here for CIFAR-10 and
 CelebA), 32 x 32 for MNIST-like data (one up-sampling fewer); 28 x 28 is also accepted
@@ -28,7 +29,7 @@ from torch import nn
 from ganbench.errors import GanbenchError
 from ganbench.generative import GenerativeModel, LatentSpec
 from ganbench.models.losses import gan_d_loss, gan_g_loss, init_normal_
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, frozen, register_model
+from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, frozen, register_model
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,23 @@ _PAPER_64 = {"image_size": 64}
               "cifar10": {**_PAPER_64, "channels": 3}, "celeba": {**_PAPER_64, "channels": 3}},
     description="Conv-transpose G with BatchNorm/ReLU/tanh, strided-conv D with LeakyReLU 0.2",
     reference_code="https://github.com/pytorch/examples/tree/main/dcgan (widths, init)",
+    recipes={"default": TrainingRecipe(batch_size=128, source="Radford et al. Sec. 4: mini-batch SGD with a "
+                                                              "mini-batch size of 128")},
+    departures=[
+        ("MNIST-like data at 32 x 32 (one up-sampling fewer); the paper's models are 64 x 64",
+         "MNIST is 28 px; 32 keeps the 4 x 4 stride-2 layer structure"),
+        ("CIFAR-10 is up-sampled to 64 x 64 and trained on",
+         "the paper's resolution; the paper trained on LSUN, ImageNet-1k and faces, using CIFAR-10 only "
+         "for feature extraction"),
+        ("z ~ N(0, I) by default; the paper draws z uniformly",
+         "the authors' later code (dcgan.torch, pytorch/examples) uses Gaussian noise; z_dist='uniform' "
+         "gives the paper's"),
+        ("widths of pytorch/examples (ngf = ndf = 64: G 512-256-128-64 at 64 px); the paper's Figure 1 G "
+         "starts at 1024",
+         "the reference code's widths, which the paper's text does not fix"),
+        ("G's update reuses the D step's noise and fake batch",
+         "as the reference code does; the paper does not say"),
+    ],
     # narrow nets learn faster with a larger step; same losses and layer structure
     tiny={"g_channels": 16, "d_channels": 16, "image_size": 28, "lr_g": 1e-3, "lr_d": 1e-3}, test_steps=250)
 def build(config: DCGANConfig) -> DCGAN:

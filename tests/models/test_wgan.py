@@ -49,3 +49,24 @@ def test_wgan_reference_warmup_schedule():
     c = WGANConfig()
     assert [critic_steps(c, s) for s in (0, 24, 25, 26, 500, 501)] == [100, 100, 5, 5, 100, 5]
     assert critic_steps(WGANConfig(n_critic_warmup=0), 0) == 5
+
+
+def test_wgan_warmup_step_draws_a_fresh_real_batch_for_each_of_its_critic_updates():
+    from ganbench.models import Batch
+
+    model = tiny_16px("wgan", n_critic_warmup=100, warmup_steps=1)
+    g = torch.Generator().manual_seed(2)
+    drawn = []
+
+    def fresh_batch():
+        drawn.append(Batch(torch.rand(8, 1, 16, 16, generator=g) * 2 - 1))
+        return drawn[-1]
+
+    real_inputs = []
+    model.critic.register_forward_pre_hook(
+        lambda _, args: real_inputs.append(args[0]) if any(args[0] is b.images for b in drawn) else None)
+    ctx = TrainContext("cpu", seed=0, real_batches=fresh_batch)
+    first = fresh_batch()
+    model.train_step(first, 0, ctx)  # step 0: a warm-up step of 100 critic updates
+    assert ctx.real_batches_drawn == 99  # the step's own batch, then 99 fresh ones
+    assert len(real_inputs) == 100 and len({id(x) for x in real_inputs}) == 100  # none reused
