@@ -21,7 +21,8 @@ Architecture (Appendix, the CIFAR-10 model):
 * D: 3 x 3 convolutions with strides 2, 1, 2, 1, 2, 1 and 16, 32, 64, 128, 256, 512
   channels, LeakyReLU(0.2), BatchNorm on all but the first, dropout 0.5 after each; a
   linear layer to 1 source logit + ``num_classes`` class logits.
-* Adam, lr 0.0002, beta1 = 0.5, beta2 = 0.999, batch 100; weights N(0, 0.02), biases 0.
+* Adam, lr 0.0002, beta1 = 0.5, beta2 = 0.999, batch 100 (the recipe: each
+  model trained for "50000 mini-batches of size 100"); weights N(0, 0.02), biases 0.
 
 Other resolutions: G's doublings follow the image size (28 px: 7 x 7 projection, two
 transposed convolutions; 64 px: four, widths doubling from 96 towards the projection);
@@ -43,7 +44,7 @@ from torch import nn
 from ganbench.errors import GanbenchError
 from ganbench.generative import GenerativeModel, LatentSpec
 from ganbench.models.losses import gan_d_loss, gan_g_loss, init_normal_
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, frozen, register_model
+from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, frozen, register_model
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,15 @@ _CIFAR = {"image_size": 32, "channels": 3}  # the paper's CIFAR-10 model
               "cifar10": _CIFAR},
     description="class-conditional G (one-hot into the first layer), D with source and auxiliary "
                 "classifier heads; L_S + L_C",
+    recipes={"default": TrainingRecipe(batch_size=100, source="Odena et al.: each AC-GAN trained for 50000 "
+                                                              "mini-batches of size 100")},
+    departures=[
+        ("G maximises log P(S = real | X_fake) (non-saturating) instead of minimising log P(S = fake | X_fake)",
+         "the usual practice, also the authors'; the paper writes the saturating L_C - L_S"),
+        ("the CIFAR-10 networks at every resolution: 28 px for MNIST (7 x 7 projection, two up-samplings), "
+         "D's six layers kept",
+         "one architecture family across datasets; the paper's ImageNet models are 128 px"),
+    ],
     # tests: narrow nets, a faster learning rate
     tiny={"g_channels": 16, "d_channels": 4, "z_dim": 32, "lr": 1e-3}, test_steps=150)
 def build(config: ACGANConfig) -> ACGAN:

@@ -17,7 +17,7 @@ the authors' PyTorch/Caffe code, mingyuliutw/CoGAN, for what the text leaves ope
   correspondence, one per GAN. Here each training batch of MNIST is split the same way:
   its first half are domain-1 images, the *other* half is turned into domain-2 images
   (:func:`to_domain2`), so the images of a pair never come from the same digit.
-  A batch of 2 x 128 therefore gives the paper's 128 images per domain.
+  The recipe's batch of 2 x 128 = 256 therefore gives the paper's 128 images per domain.
 * G (both): z (100-d, U(-1, 1)) -> 4 x 4 x 1024 -> 7 x 7 x 512 -> 13 x 13 x 256 ->
   25 x 25 x 128 (fractionally strided convolutions, kernel 4 then 3 x 3 stride 2,
   BatchNorm, PReLU), then per domain a 6 x 6 transposed convolution to 28 x 28 and a
@@ -46,7 +46,7 @@ from torch import nn
 
 from ganbench.errors import GanbenchError, InputError
 from ganbench.generative import GenerativeModel, LatentSpec
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, frozen, register_model
+from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, frozen, register_model
 
 DOMAIN2 = ("edge", "negative")
 G_LAYERS, D_LAYERS = 5, 4
@@ -266,6 +266,17 @@ _DIGITS = {"image_size": 28, "channels": 1}
                 "negatives) jointly from unpaired halves of each batch; .generator draws domain 1, "
                 ".generator.generate_pair(z) both",
     reference_code="https://github.com/mingyuliutw/CoGAN (digit networks, edge images, weight decay, init)",
+    # 128 images per domain (the Caffe data layers of mnist.edge.cogan) = a batch of 2 x 128, split in halves
+    recipes={"default": TrainingRecipe(batch_size=256, source="mingyuliutw/CoGAN cogan/models/mnist.edge.cogan/"
+                                                              "mnist.edge.cogan.data.ptt: batch_size 128 per "
+                                                              "domain; Liu & Tuzel Sec. 5")},
+    departures=[
+        ("the two domains come from the two halves of each shuffled MNIST batch (2 x 128) instead of two fixed "
+         "halves of the training set",
+         "ganbench serves one image stream; splitting each batch keeps the domains unpaired"),
+        ("evaluation samples domain 1 (digits) only",
+         "sample-based metrics take one image per latent; generator.generate_pair(z) gives both domains"),
+    ],
     # narrow nets with a larger step, no dropout; same layers, sharing and losses
     tiny={"g_channels": 16, "d_channels": (8, 16), "d_hidden": 64, "d_dropout": 0.0, "lr": 1e-3,
           "weight_decay": 0.0},

@@ -19,7 +19,8 @@ Architecture (Figure 3 / Section 4.1, the reference code's ``vgg.py`` for 112 x 
   stride 2 64 (each BatchNorm + ReLU), then stride 1 to the image, tanh.
 * D: 5 x 5 stride-2 convolutions of 64, 128, 256, 512 channels, LeakyReLU(0.2), BatchNorm
   in all but the first; a linear layer to one output.
-* Adam, learning rate 0.001, beta1 = 0.5 (``train_lsun.py``), batch 64.
+* Adam, learning rate 0.001, beta1 = 0.5, batch 64 (the recipe; all ``train_lsun.py``);
+  G's update reuses the D step's noise, as there.
 
 Scaling to other resolutions keeps the last ``k`` stride-2 stages of G (k = number of
 doublings from the 4 x 4 / 7 x 7 projection: 4 at 64 px, 3 at 32 px, 2 at 28 px; the
@@ -39,7 +40,7 @@ from torch import nn
 from ganbench.errors import GanbenchError
 from ganbench.generative import GenerativeModel, LatentSpec
 from ganbench.models.losses import init_normal_
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, frozen, register_model
+from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, frozen, register_model
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,12 @@ _PAPER_64 = {"image_size": 64, "channels": 3}
               "cifar10": _PAPER_64, "celeba": _PAPER_64},
     description="least-squares losses (0-1-1 coding), 3x3 transposed-conv G, 5x5 conv D, Adam 1e-3",
     reference_code="https://github.com/xudonmao/LSGAN (vgg.py, train_lsun.py)",
+    recipes={"default": TrainingRecipe(batch_size=64, source="xudonmao/LSGAN train_lsun.py: batch_size 64")},
+    departures=[
+        ("the 112 x 112 LSUN networks with their widest stride-2 stages dropped: MNIST-like data at 28 px, "
+         "CIFAR-10 and CelebA at 64 px",
+         "fewer doublings for smaller images; the kept stages are the paper's"),
+    ],
     tiny={"g_channels": 8, "d_channels": 8, "z_dim": 128}, test_steps=200)
 def build(config: LSGANConfig) -> LSGAN:
     return LSGAN(config)

@@ -14,7 +14,8 @@ Followed here (Sections 3-4 and 6.1 of the paper):
   three stride-2 layers; at 32 px one stride-2 layer gives 16 x 16 patches (``d_layers``).
 * Objective: G* = arg min_G max_D L_cGAN(G, D) + lambda L_L1(G), lambda = 100, with the
   non-saturating G loss; D's objective is halved; Adam lr 2e-4, beta1 0.5; weights from
-  N(0, 0.02).
+  N(0, 0.02); batch 1 (the recipe: the authors' ``train.lua`` default, where BatchNorm
+  acts as instance normalisation).
 
 Scaled to 32 x 32 (five down-samplings instead of eight). Evaluation runs G in eval mode
 (no dropout, BatchNorm running statistics), so a translation depends only on its source;
@@ -33,7 +34,7 @@ from torch import nn
 from ganbench.errors import GanbenchError
 from ganbench.generative import ConditionalImageGenerator, LatentSpec
 from ganbench.models.losses import init_normal_
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, frozen, register_model
+from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, frozen, register_model
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,17 @@ _MNIST_32 = {"image_size": 32}
     defaults={"mnist-edges": _MNIST_32, "mnist-degraded": _MNIST_32},
     description="U-Net G with skips and dropout noise, PatchGAN D on (source, output), cGAN + 100 L1",
     reference_code="https://github.com/junyanz/pytorch-CycleGAN-and-pix2pix (layer details)",
+    recipes={"default": TrainingRecipe(batch_size=1, source="phillipi/pix2pix train.lua: batchSize = 1, "
+                                                            "the authors' default")},
+    departures=[
+        ("32 x 32 images: a five-level U-Net and a PatchGAN with one stride-2 layer (16 x 16 patches)",
+         "the paper works at 256 px (eight levels, 70 x 70 patches); MNIST-sized data has room for five"),
+        ("evaluation runs G in eval mode: no dropout, BatchNorm running statistics",
+         "so a translation depends only on its source; the paper keeps dropout and test-batch statistics "
+         "at test time"),
+        ("no random jitter (resize to 286, random 256 crop) or mirroring",
+         "the MNIST-derived pairs are small and aligned"),
+    ],
     # narrow nets learn faster with a larger step; same losses and layer structure
     tiny={"g_channels": 8, "d_channels": 8, "image_size": 32, "lr": 1e-3}, test_steps=150)
 def build(config: Pix2PixConfig) -> Pix2Pix:
