@@ -23,7 +23,8 @@ number fixes gamma instead.
 Networks: BiGAN's permutation-invariant MNIST MLPs (1024-unit layers; ``arch="conv"``
 gives the DCGAN-style stacks for 32/64 px), with the one-hot c concatenated to z at G's
 input and to the latent input of D, and 10 extra (class-logit) outputs on E. Adam lr
-2e-4, beta1 0.5 as in BiGAN; z 50-d uniform.
+2e-4, beta1 0.5 as in BiGAN; z 50-d uniform; batch 64 (the recipe; unverified, see
+``departures``).
 
 Evaluation helpers: :func:`conditional_accuracy` (a domain classifier, e.g. the
 ``lenet-mnist`` extractor, on G(z, c)), :func:`encoder_class_accuracy` (argmax c_hat on
@@ -38,7 +39,7 @@ import torch.nn.functional as F
 
 from ganbench.errors import GanbenchError
 from ganbench.models.losses import init_normal_
-from ganbench.models.base import Batch, GANModel, TrainContext, eval_mode, frozen, register_model
+from ganbench.models.base import Batch, GANModel, TrainContext, TrainingRecipe, eval_mode, frozen, register_model
 from ganbench.models.bigan import (BiGANConfig, Discriminator, Encoder, Generator, _float_images, bce,
                                    decayed_lr)
 
@@ -162,6 +163,16 @@ _MNIST = {"image_size": 28}
               "cifar10": {"image_size": 32, "channels": 3, "arch": "conv", "z_dim": 64}},
     description="BiGAN with G(z, c), an encoder inverting both z and c, D on (x, z, c), and the "
                 "extrinsic factor loss with a dynamic importance weight",
+    recipes={"default": TrainingRecipe(batch_size=64, source="unverified: ganbench's default 64 (we found no "
+                                                             "batch size in the paper)")},
+    departures=[
+        ("batch 64 is not taken from the paper", "we could not verify the paper's batch size"),
+        ("the EFL weight gamma is set at every step to L_adv / EFL (both detached)",
+         "our reading of the paper's dynamically tuned importance weight; efl_weight fixes it"),
+        ("networks are BiGAN's MNIST MLPs (DCGAN-style stacks at 32 / 64 px) with c concatenated to z and to "
+         "D's latent input",
+         "we did not reproduce the paper's own network tables"),
+    ],
     # convolutional nets learn images in a few hundred steps (lenet FID 893 -> 175 at 800 steps),
     # the class later, once D ties x to c: lenet class accuracy 0.09 at 800 steps, 0.29 at 1600,
     # 0.73 at 2000 (seed 1; FID 31), 0.92 at 2400 (FID 18)

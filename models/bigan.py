@@ -57,7 +57,8 @@ from torch import nn
 from ganbench.errors import GanbenchError, InputError
 from ganbench.generative import GenerativeModel, LatentSpec
 from ganbench.models.losses import init_normal_
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, eval_mode, frozen, register_model
+from ganbench.models.base import (Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, eval_mode, frozen,
+                                  register_model)
 
 
 @dataclass(frozen=True)
@@ -352,6 +353,15 @@ _MLP_MNIST = {"image_size": 28}
               "celeba": {"image_size": 64, "channels": 3, "arch": "conv", "z_dim": 64}},
     description="generator, encoder and a joint discriminator on (x, z); MLPs of BiGAN's MNIST model",
     reference_code="https://github.com/jeffdonahue/bigan (read; networks as in the paper's appendix)",
+    recipes={"default": TrainingRecipe(batch_size=128, source="jeffdonahue/bigan train_gan.py --batch_size "
+                                                              "default 128 (train_mnist.sh keeps it)")},
+    departures=[
+        ("G's output is tanh instead of sigmoid", "ganbench images live in [-1, 1]"),
+        ("the learning-rate decay counts generator steps (constant for 93,750, then linear to 0 over 93,750)",
+         "the paper's 200 + 200 epochs at batch 128 on 60,000 images; a function of the step"),
+        ("CIFAR-10 and CelebA use DCGAN-style convolutional G, E and D with a 64-d z",
+         "the paper's image model is AlexNet-based on ImageNet; MNIST keeps the paper's MLPs"),
+    ],
     # 256-unit MLPs: lenet FID 893 -> 293 after 2000 steps (27 s on one CPU thread)
     tiny={"hidden": 256}, test_steps=2000)
 def build_bigan(config: BiGANConfig) -> BiGAN:
@@ -386,6 +396,17 @@ _ALI_32 = {"image_size": 32}
               "cifar10": {"image_size": 32, "channels": 3}, "celeba": {"image_size": 64, "channels": 3}},
     description="BiGAN with a stochastic Gaussian encoder, convolutional networks, dropout in D",
     reference_code="https://github.com/IshmaelBelghazi/ALI (read; hyperparameters from the paper's tables)",
+    recipes={"default": TrainingRecipe(batch_size=100, source="Dumoulin et al. Appendix A tables (CIFAR-10, "
+                                                              "SVHN, CelebA): batch size 100")},
+    departures=[
+        ("DCGAN-style 4 x 4 stride-2 stacks instead of the paper's per-layer tables (and no maxout layers in "
+         "CIFAR-10's D)",
+         "one network family that builds at 28, 32 and 64 px"),
+        ("Adam beta2 = 0.999 where the tables print 10^-3",
+         "the tables use Blocks' convention (one minus the decay rate); read literally, ALI diverges within "
+         "~100 steps"),
+        ("MNIST-like data at 32 x 32", "the paper has no MNIST model; 32 px reuses the CIFAR-10 networks"),
+    ],
     # 16 px, narrow conv nets: lenet FID 893 -> 513 after 600 steps (20 s on one CPU thread)
     tiny={"image_size": 16, "conv_channels": 16, "d_z_hidden": 64, "d_joint_hidden": 128, "lr": 1e-3},
     test_steps=600)

@@ -2,8 +2,8 @@
 arXiv:1609.03126.
 
 The discriminator is an energy function: an auto-encoder whose reconstruction error is
-the energy D(x) = ||Dec(Enc(x)) - x||^2 (here the mean over pixels, per image). With a
-margin m (Section 2.1, equations 1-2)::
+the energy (the paper's D(x) = ||Dec(Enc(x)) - x||; here the per-pixel mean of the
+squared error, per image). With a margin m (Section 2.1, equations 1-2)::
 
     L_D = D(x) + [m - D(G(z))]^+          L_G = D(G(z)) + lambda_PT * f_PT(S)
 
@@ -24,7 +24,8 @@ data by dropping stride-2 layers):
   back to the image (BatchNorm, ReLU; linear output). At 28 and 32 px the encoder has
   two layers, at 64 px three.
 * Adam with learning rate 0.001 and beta1 = 0.5 (the paper's best EBGAN-PT settings
-  use Adam at 1e-3), one D step per G step.
+  use Adam at 1e-3), one D step per G step. Batch 64 (the recipe; not verified against
+  the paper, see ``departures``).
 
 The margin is on ganbench's energy scale: the per-pixel mean squared error of images in
 [-1, 1] (at most 4; about 0.8 for reconstructing an MNIST digit by a blank image). The
@@ -44,7 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganbench.errors import GanbenchError
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, frozen, register_model
+from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, frozen, register_model
 from ganbench.models.dcgan import DCGANConfig, Generator as DCGANGenerator
 from ganbench.models.losses import init_normal_
 
@@ -157,6 +158,18 @@ _PAPER_64 = {"image_size": 64, "channels": 3}
     defaults={"mnist": _MNIST, "fashion-mnist": _MNIST, "digits": _MNIST,
               "cifar10": _PAPER_64, "celeba": _PAPER_64},
     description="auto-encoder D (energy = reconstruction MSE), margin loss, pulling-away term 0.1",
+    recipes={"default": TrainingRecipe(batch_size=64, source="unverified: ganbench's default 64 (we found no "
+                                                             "batch size in the paper)")},
+    departures=[
+        ("batch 64 is not taken from the paper", "we could not verify the paper's batch size"),
+        ("the energy is the per-pixel mean squared reconstruction error; the paper's is the reconstruction "
+         "norm ||Dec(Enc(x)) - x||",
+         "a per-image scale that does not grow with resolution; the margin is set on it"),
+        ("margin m = 1 on that scale", "the paper tunes m per dataset on its own energy scale, which does not "
+                                       "transfer"),
+        ("the convolutional 64 px models, with stride-2 layers dropped, at every resolution including MNIST",
+         "the paper's MNIST grid search uses fully connected networks; one architecture family across datasets"),
+    ],
     tiny={"g_channels": 16, "d_channels": 8, "z_dim": 32}, test_steps=200)
 def build(config: EBGANConfig) -> EBGAN:
     return EBGAN(config)

@@ -20,6 +20,9 @@ Followed here (Section 3 of the paper; layer details after the authors' code):
   alpha = 1, beta = 0.02. D: StyleGAN2's residual discriminator with minibatch stddev,
   logistic loss and lazy R1 (gamma = 10 every 16 steps). Adam lr 0.002, betas (0, 0.99)
   with StyleGAN2's lazy-regularisation correction.
+* The recipe follows the authors' ``train_simple.py``: batch 4 (its ``--batch`` default,
+  per process) and an exponential moving average of G with decay 0.5 ** (32 / 10,000)
+  per step (``accumulate(g_ema, ...)``), the generator the authors validate and save.
 
 Scaled down: 32 x 32 px with narrow layers; up-sampling is bilinear instead of the
 transposed convolution + FIR blur of StyleGAN2, down-sampling in D is average pooling;
@@ -37,7 +40,7 @@ from torch import nn
 
 from ganbench.errors import GanbenchError
 from ganbench.generative import ConditionalImageGenerator, LatentSpec
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, frozen, register_model
+from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, frozen, register_model
 from ganbench.models.losses import r1_penalty
 from ganbench.models.progan import minibatch_stddev
 
@@ -320,7 +323,19 @@ _MNIST_32 = {"image_size": 32}
     defaults={"mnist-degraded": {**_MNIST_32, "prior_steps": 20_000}},
     description="U-shaped net: encoder -> latent code + noise maps of a StyleGAN2-like prior decoder; "
                 "adversarial + L1 content + D feature matching, R1",
-    reference_code="https://github.com/yangxy/GPEN (face_model/gpen_model.py: layer layout)",
+    reference_code="https://github.com/yangxy/GPEN (face_model/gpen_model.py: layer layout; train_simple.py: "
+                   "batch, G EMA)",
+    recipes={"default": TrainingRecipe(batch_size=4, ema=0.5 ** (32 / 10_000),
+                                       source="yangxy/GPEN train_simple.py: --batch 4 (per process), g_ema "
+                                              "accumulated with decay 0.5 ** (32 / 10000) per step")},
+    departures=[
+        ("32 x 32 images with narrow layers (the paper restores 512 / 1024 px faces)", "MNIST-sized data"),
+        ("bilinear up-sampling instead of transposed convolution + FIR blur; average-pool down-sampling in D",
+         "simpler layers that do the same job at 32 px"),
+        ("no path-length regularisation and no style mixing", "not needed at this size; not implemented"),
+        ("the GAN prior trains inside the same run for prior_steps steps, then the whole network fine-tunes",
+         "one run per model in ganbench; the paper pre-trains the prior on FFHQ first"),
+    ],
     # narrow nets learn faster with a larger step; same losses and layer structure; no prior stage
     tiny={"style_dim": 32, "n_mlp": 2, "g_channels": 16, "d_channels": 16, "image_size": 32, "prior_steps": 0,
           "lr": 0.005},

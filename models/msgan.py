@@ -20,8 +20,9 @@ maps are concatenated and up-sampled by 4 x 4 stride-2 transposed convolutions
 ``num_classes`` constant planes with two 4 x 4 stride-2 convolution branches
 (LeakyReLU 0.2), concatenated, then strided convolutions (BatchNorm, LeakyReLU) to one
 logit. Standard GAN loss (non-saturating for G), Adam lr 2e-4, betas (0.5, 0.999),
-lambda_ms = 1. Widths: ``d`` = 128 in the code; 28/32 px for MNIST-like data (one
-up-sampling fewer than 64 px).
+lambda_ms = 1, batch 32 (the recipe: the code's ``--batch_size`` default; each step
+generates 2 x 32 images). Widths: ``d`` = 128 in the code; 28/32 px for MNIST-like data
+(one up-sampling fewer than 64 px).
 
 ``ms_weight=0`` trains the same conditional DCGAN without the regulariser, the baseline
 the paper compares against. Diversity: :func:`same_class_diversity` (mean pairwise
@@ -42,7 +43,8 @@ from torch import nn
 from ganbench.errors import GanbenchError, InputError
 from ganbench.generative import GenerativeModel, LatentSpec
 from ganbench.models.losses import init_normal_
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, eval_mode, frozen, register_model
+from ganbench.models.base import (Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, eval_mode, frozen,
+                                  register_model)
 
 
 @dataclass(frozen=True)
@@ -227,6 +229,16 @@ _MNIST_LIKE = {"image_size": 32}
               "cifar10": {"image_size": 32, "channels": 3}},
     description="class-conditional DCGAN with the mode-seeking regulariser 1 / (d_I / d_z + eps), lambda 1",
     reference_code="https://github.com/HelenMao/MSGAN (DCGAN-Mode-Seeking: regulariser form, eps)",
+    recipes={"default": TrainingRecipe(batch_size=32, source="HelenMao/MSGAN DCGAN-Mode-Seeking/options.py: "
+                                                             "--batch_size default 32")},
+    departures=[
+        ("the adversarial losses are means over all 2n generated images; the authors' code sums the losses of "
+         "the two halves",
+         "so lambda_ms = 1 weighs the mode-seeking term twice as heavily against the adversarial loss as the "
+         "authors' code does (kept as implemented; noted in review)"),
+        ("no weight decay; the authors' Adam uses weight_decay 1e-4",
+         "the paper does not mention it"),
+    ],
     tiny={"image_size": 16, "g_channels": 16, "d_channels": 16, "z_dim": 32, "lr": 2e-3}, test_steps=700)
 def build(config: MSGANConfig) -> MSGAN:
     return MSGAN(config)

@@ -26,7 +26,8 @@ D/C is DCGAN's strided-convolution discriminator with LeakyReLU(0.2) and dropout
 of BatchNorm (batch statistics would mix labelled, unlabelled and generated images and
 differ between training and test-time classification; dropout also regularises the
 100-label classifier), and a final linear layer to N + 1 logits.
-Adam, learning rate 2e-4, beta1 = 0.5 (DCGAN's).
+Adam, learning rate 2e-4, beta1 = 0.5 (DCGAN's); batch 64 (the recipe; the paper gives no
+batch size, see ``departures``).
 
 :func:`semi_supervised_report` measures D/C's accuracy on a labelled test set against
 the same architecture trained, with the same optimiser and number of updates, on the
@@ -42,7 +43,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganbench.errors import GanbenchError, InputError
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, eval_mode, frozen, register_model
+from ganbench.models.base import (Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, eval_mode, frozen,
+                                  register_model)
 from ganbench.models.dcgan import DCGANConfig, Generator as DCGANGenerator
 from ganbench.models.losses import init_normal_
 
@@ -267,6 +269,18 @@ _MNIST = {"image_size": 28}
     defaults={"mnist": _MNIST, "fashion-mnist": _MNIST, "digits": _MNIST,
               "cifar10": {"image_size": 32, "channels": 3}},
     description="D/C with N+1 outputs trained on 100 labels + unlabelled + generated data; DCGAN G",
+    recipes={"default": TrainingRecipe(batch_size=64, source="unverified: ganbench's default 64 (we found no "
+                                                             "batch size in the paper)")},
+    departures=[
+        ("batch 64 is not taken from the paper", "we could not verify the paper's batch size"),
+        ("unlabelled real images also train D/C (weight 1)",
+         "the standard use of unlabelled data in this model (Salimans et al. 2016); unlabeled_weight=0 gives "
+         "the paper's Algorithm 1"),
+        ("D/C uses dropout instead of BatchNorm",
+         "batch statistics would mix labelled, unlabelled and generated images and differ at test time"),
+        ("the labelled subset is the first 10 images of each class in the seeded training stream",
+         "the paper does not say how it drew its labelled subset"),
+    ],
     tiny={"g_channels": 16, "d_channels": 16, "z_dim": 32, "lr_g": 1e-3, "lr_d": 1e-3}, test_steps=200)
 def build(config: SGANConfig) -> SGAN:
     return SGAN(config)
