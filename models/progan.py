@@ -45,13 +45,18 @@ Following the paper (Sections 2-4, Appendix A) and the authors' code
   ``(|grad| - target)^2 * lambda / target^2``; ``gp_target``.
 * Phases: 800k real images per fade-in and per stabilisation phase for CelebA-HQ, LSUN
   and Section 6.1 (``lod_training_kimg = lod_transition_kimg = 800``; the code's default
-  is 600), batch 16 up to 128 x 128 (then 14, 6, 3 at 256, 512, 1024): ``phase_steps =
-  50_000``. CIFAR-10 uses 400k images per phase at batch 16: ``phase_steps = 25_000``.
-  Not modelled: the per-resolution batch sizes (ganbench keeps one batch size per run),
-  the learning-rate ramp-up (40k images in the CelebA-HQ config, none for CIFAR-10) and
-  the TensorFlow code's reset of Adam's moments when a new resolution starts
-  (``reset_opt_for_new_lod``). The paper evaluates a running average of G's weights
-  (``G_smoothing = 0.999``): train with ``--ema 0.999``.
+  is 600) at batch 16: ``phase_steps = 50_000``. CIFAR-10 uses 400k images per phase at
+  batch 16: ``phase_steps = 25_000``.
+* Recipe (what ``ganbench train`` uses; Appendix A.1 and ``config.py``): batch 16, the
+  paper's minibatch for every resolution up to 128 x 128 (``minibatch_default = 16``; 14,
+  6, 3 only at 256, 512, 1024), for CIFAR-10 too; the evaluated G is an exponential
+  running average of G's weights with decay 0.999 (``G_smoothing = 0.999``), updated after
+  every G step from the first.
+* Not modelled (the ``departures`` of the registration): the learning-rate ramp-up (40k
+  images in the CelebA-HQ config, none for CIFAR-10), the TensorFlow code's reset of
+  Adam's moments when a new resolution starts (``reset_opt_for_new_lod``), the minibatch
+  stddev over the whole minibatch (``mbstd_group``, above), and the CIFAR-10 config's
+  ``separate_funcs = False``.
 
 G's output layer is linear (no tanh), as in the paper; :meth:`Generator.generate`
 clamps to [-1, 1] for evaluation (the official code clips when saving images) while
@@ -73,7 +78,8 @@ from torch import nn
 
 from ganbench.errors import GanbenchError
 from ganbench.generative import GenerativeModel, LatentSpec
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, frozen, register_model
+from ganbench.models.base import (Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, frozen,
+                                  register_model)
 from ganbench.models.losses import gradient_penalty
 
 
@@ -379,6 +385,21 @@ _MNIST_28 = {"image_size": 28, "fmap_max": 128, "phase_steps": 10_000}
     description="Progressive growing with fade-in, equalized learning rate, pixel norm in G, minibatch "
                 "stddev in D; WGAN-GP + drift 0.001; Adam(0.001, 0, 0.99)",
     reference_code="https://github.com/tkarras/progressive_growing_of_gans (read; paper followed)",
+    recipes={"default": TrainingRecipe(
+        batch_size=16, ema=0.999,
+        source="paper A.1 and tkarras/progressive_growing_of_gans config.py: minibatch_default=16 up to "
+               "128 px (CIFAR-10 config too), G_smoothing=0.999")},
+    departures=[
+        ("no learning-rate ramp-up (rampup_kimg = 40 in the CelebA-HQ config; the CIFAR-10 config has none)",
+         "not implemented"),
+        ("Adam's moments are kept when a new resolution starts (the TensorFlow code's reset_opt_for_new_lod)",
+         "not implemented; the paper does not mention the reset"),
+        ("minibatch stddev over groups of 4 samples (mbstd_group) instead of the whole minibatch of Section 3",
+         "the official TensorFlow code's default (D_paper mbstd_group_size=4); --set mbstd_group=16 gives the "
+         "paper's whole minibatch at batch 16"),
+        ("CIFAR-10: G and D updates alternate; the official config sets separate_funcs=False (not alternated)",
+         "ganbench's train_step alternates D and G updates; the combined update is not implemented"),
+    ],
     tiny={"z_dim": 32, "fmap_base": 32, "fmap_max": 16, "phase_steps": 25},  # tests: narrow, short phases
     test_steps=250)
 def build(config: ProGANConfig) -> ProGAN:

@@ -121,3 +121,14 @@ def test_minibatch_stddev_adds_one_channel():
     same = minibatch_stddev(x[:1].expand(4, -1, -1, -1).contiguous(), 4)  # no variety: ~0
     assert same[:, 5].abs().max() < 1e-3
     assert minibatch_stddev(x[:6], 4).shape == (6, 6, 3, 3)  # 6 samples: groups of 3
+
+
+def test_progan_recipe_is_the_papers():
+    """Appendix A.1 and tkarras/progressive_growing_of_gans config.py: minibatch 16 for every
+    resolution up to 128 x 128 (minibatch_default = 16; the CIFAR-10 config keeps it) and an
+    exponential running average of G's weights with decay 0.999 (G_smoothing = 0.999)."""
+    info = model_info("progan")
+    for dataset in ("celeba", "cifar10", "mnist"):
+        recipe = info.recipe_for(dataset)
+        assert (recipe.batch_size, recipe.ema, recipe.ema_start, recipe.ema_halflife_kimg) == (16, 0.999, 0, None)
+    assert any("ramp-up" in what for what, _ in info.departures)

@@ -147,3 +147,19 @@ def test_stylegan_ppl_walks_w_space(monkeypatch):
                       device="cpu", progress=False)
     assert result.values["ppl"] == pytest.approx(in_w["ppl"], rel=1e-6)
     assert json.loads(result.rows[0]["protocol"])["options"]["space"] == "w"  # what was used, not "auto"
+
+
+def test_stylegan_recipe_is_the_official_g_smoothing_and_batch():
+    """NVlabs/stylegan: G_smoothing_kimg = 10.0 (training_loop.py), so the EMA decay per step is
+    0.5 ** (batch / 10_000); 8-GPU minibatch_dict {..., 32: 64, 64: 32} (train.py) at the
+    final resolution."""
+    from ganbench.models.base import model_info
+
+    info = model_info("stylegan")
+    cifar, celeba = info.recipe_for("cifar10"), info.recipe_for("celeba")
+    assert (cifar.batch_size, celeba.batch_size, info.recipe_for("mnist").batch_size) == (64, 32, 64)
+    assert cifar.ema is None and cifar.ema_halflife_kimg == celeba.ema_halflife_kimg == 10.0
+    assert cifar.ema_decay(64) == pytest.approx(0.5 ** (64 / 10_000))  # = 0.995573...
+    assert cifar.ema_decay(64) ** (10_000 / 64) == pytest.approx(0.5)  # half the weight after 10k images
+    # 600k images per phase (lod_training_kimg = lod_transition_kimg = 600) at batch 64
+    assert info.defaults_for("cifar10")["phase_steps"] * 64 == 600_000
