@@ -235,7 +235,7 @@ _MNIST_LIKE = {"image_size": 32}
         ("the adversarial losses are means over all 2n generated images; the authors' code sums the losses of "
          "the two halves",
          "so lambda_ms = 1 weighs the mode-seeking term twice as heavily against the adversarial loss as the "
-         "authors' code does (kept as implemented; noted in review)"),
+         "authors' code does; the paper's L_ori leaves the scale open"),
         ("no weight decay; the authors' Adam uses weight_decay 1e-4",
          "the paper does not mention it"),
     ],
