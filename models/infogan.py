@@ -13,14 +13,20 @@ The paper's MNIST setting (Section 6, Appendix C.1), followed here:
 * codes: one 10-way categorical c1 and two continuous c2, c3 ~ U(-1, 1); 62-d noise z
   (uniform, as in the authors' code). Q outputs a softmax for c1 and a factored
   Gaussian with fixed unit variance for c2, c3 (so their term is a squared error).
-* lambda = 1 for the discrete code; 0.1 for the continuous codes (the paper: "a smaller
-  lambda is typically used" for continuous codes so that L_I is on the GAN's scale).
+* lambda = 1 for both terms, as the authors' MNIST launcher (``launchers/run_mnist_exp.py``:
+  ``info_reg_coeff=1.0``, which ``infogan/algos/infogan_trainer.py`` applies to the discrete
+  and the continuous MI estimates alike). The paper sets lambda = 1 for discrete codes and
+  says "a smaller lambda is typically used" for continuous ones, without a number for
+  MNIST; in the authors' code the continuous posterior is a Gaussian with fixed unit
+  standard deviation (``Uniform(1, fix_std=True)``), so its term 0.5 (c - mu)^2 is small
+  already (~0.17 per code for an uninformed Q).
 * G: FC 1024 BN ReLU - FC 7x7x128 BN ReLU - 4x4 up-conv 64 stride 2 BN ReLU - 4x4
   up-conv C stride 2 (sigmoid in the paper; tanh here for the [-1, 1] contract).
 * D trunk: 4x4 conv 64 stride 2 LeakyReLU(0.1) - 4x4 conv 128 stride 2 BN LeakyReLU -
   FC 1024 BN LeakyReLU; D head: FC 1 (logit); Q head: FC 128 BN LeakyReLU - FC codes.
 * Adam, learning rate 1e-3 for G and 2e-4 for D (Appendix C and the authors'
-  ``run_mnist_exp.py``), beta1 0.5; batch 128 in the authors' code (``--batch-size``).
+  ``run_mnist_exp.py``), beta1 0.5 (``infogan_trainer.py``); batch 128 (``run_mnist_exp.py``:
+  ``batch_size = 128``; the ``ganbench train`` recipe); no averaging of G's weights.
 * L_I is added to both players' losses, as in the authors' code: Q's parameters are
   updated with D's optimiser (Q shares D's trunk), G receives L_I through Q.
 * Real and generated images pass D's trunk as one batch in both updates, so its
@@ -50,7 +56,8 @@ from torch import nn
 from ganbench.errors import GanbenchError, InputError
 from ganbench.generative import GenerativeModel, LatentSpec
 from ganbench.models.losses import init_normal_
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, eval_mode, frozen, register_model
+from ganbench.models.base import (Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, eval_mode, frozen,
+                                  register_model)
 
 
 @dataclass(frozen=True)
@@ -60,7 +67,7 @@ class InfoGANConfig(ModelConfig):
     cat_dim: int = 10  # values of the categorical code c1 (0: none)
     cont_dim: int = 2  # continuous codes c2.. ~ U(-1, 1)
     lambda_cat: float = 1.0  # weight of the categorical mutual-information term
-    lambda_cont: float = 0.1  # weight of the continuous mutual-information term
+    lambda_cont: float = 1.0  # weight of the continuous mutual-information term (authors' info_reg_coeff)
     g_channels: int = 64  # G's last up-conv feature maps (doubles per layer towards the start)
     d_channels: int = 64  # D's first conv feature maps (doubles per layer)
     fc_dim: int = 1024  # the fully connected layers of G and D's trunk
@@ -284,8 +291,20 @@ _MNIST = {"image_size": 28}
     task="unconditional",
     defaults={"mnist": _MNIST, "fashion-mnist": _MNIST, "digits": _MNIST,
               "cifar10": {"image_size": 32, "channels": 3}, "celeba": {"image_size": 64, "channels": 3}},
-    description="10-way categorical + 2 continuous codes, Q head on D's trunk, MI lower bound (lambda 1 / 0.1)",
+    description="10-way categorical + 2 continuous codes, Q head on D's trunk, MI lower bound (lambda 1)",
     reference_code="https://github.com/openai/InfoGAN (latent spec, L_I in both players' losses)",
+    recipes={"default": TrainingRecipe(batch_size=128, source="openai/InfoGAN launchers/run_mnist_exp.py: "
+                                                              "batch_size = 128")},
+    departures=[
+        ("tanh output in [-1, 1] instead of the sigmoid (Bernoulli mean) of the paper's MNIST G",
+         "ganbench's image contract is [-1, 1]"),
+        ("real and generated images pass D's trunk as one batch (shared BatchNorm statistics); the authors' "
+         "code runs them separately",
+         "with separate batches G got no useful signal for hundreds of steps in our runs (module docstring)"),
+        ("cifar10 and celeba reuse the MNIST codes and networks at 32 / 64 px; the paper's SVHN and CelebA "
+         "models (Appendix C) have other codes and networks",
+         "only the MNIST setting is in the authors' released code; the others are not implemented"),
+    ],
     tiny={"g_channels": 16, "d_channels": 16, "fc_dim": 128, "q_dim": 32}, test_steps=200)
 def build(config: InfoGANConfig) -> InfoGAN:
     return InfoGAN(config)
