@@ -81,3 +81,46 @@ def test_projection_head_learns_which_class_an_image_shows(mnist):
         margin = d(x, y_test[:500]) - d(x, wrong(y_test[:500]))
     print(f"projection D prefers the true label on {(margin > 0).float().mean():.3f} of test images")
     assert (margin > 0).float().mean() > 0.6  # chance: 0.5 (0.73 after these 150 steps)
+
+
+def test_psi_has_no_bias_as_snresnet_32():
+    """dis_models/snresnet_32.py: ``l5 = SNLinear(ch, 1, ..., nobias=True)``; ``l_y`` is an
+    SNEmbedID (no bias either). So D(x, y) is 0 where phi(x) is 0. (BigGAN and SAGAN, which
+    share this D, keep a bias in their heads.)"""
+    model = create_model("cgan-pd", image_size=16, g_channels=8, d_channels=8, z_dim=8)
+    d = model.discriminator
+    assert d.psi.bias is None
+    assert [n for n, _ in d.embed.named_parameters()] == ["parametrizations.weight.original"]
+    d.eval()
+    with torch.no_grad():
+        phi = torch.zeros(3, 8)
+        out = d.psi(phi).flatten() + (d.embed(torch.tensor([0, 1, 2])) * phi).sum(1)
+    assert torch.equal(out, torch.zeros(3))
+    assert create_model("sagan", image_size=16, g_channels=8, d_channels=8, z_dim=8).discriminator.psi.bias is not None
+
+
+def test_cifar10_defaults_and_recipe_follow_sn_cifar10_yml():
+    """configs/sn_cifar10.yml: G ch 256, D ch 128, batchsize 64, n_dis 5, n_gen_samples 128,
+    Adam 2e-4 (0, 0.9), 50k iterations with linear decay from 0."""
+    from ganbench.models.base import model_info
+
+    c = create_model("cgan-pd", dataset="cifar10").config
+    assert (c.g_channels, c.d_channels, c.g_batch_multiple, c.n_dis) == (256, 128, 2, 5)
+    assert (c.lr, c.beta1, c.beta2, c.lr_decay_steps) == (2e-4, 0.0, 0.9, 50_000)
+    info = model_info("cgan-pd")
+    assert info.recipe_for("cifar10").batch_size == 64 and info.recipe_for("cifar10").ema is None
+    assert info.departures and all(what and why for what, why in info.departures)
+
+
+def test_g_update_draws_g_batch_multiple_times_the_batch():
+    """The authors' updater: n_dis D updates on a real batch and as many fakes each, then the
+    G update on n_gen_samples fakes (2 x the batch on CIFAR-10)."""
+    from helpers import repeating_context
+
+    model = create_model("cgan-pd", image_size=16, g_channels=8, d_channels=8, z_dim=8, n_dis=2,
+                         g_batch_multiple=2)
+    sizes = []
+    model.generator.register_forward_hook(lambda m, args, out: sizes.append(len(out)))
+    batch = random_batch(8, labels=True)
+    model.train_step(batch, 0, repeating_context(batch))
+    assert sizes == [8, 8, 16]
