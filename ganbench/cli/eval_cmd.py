@@ -43,13 +43,15 @@ from ganbench.errors import GanbenchError, write_problem
 @click.option("--no-record", is_flag=True, help="Do not append the results to the results store.")
 @click.option("--no-cache", is_flag=True, help="Recompute features even if cached.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@click.option("--curve", is_flag=True,
+              help="Also print fid-inf's / isc-inf's score at each subset size N beside their fitted line.")
 @click.option("--cross-check", is_flag=True,
               help="Then recompute fid/isc/kid/pr/pr-vgg16 with torch-fidelity on the same images and weights, "
                    "print both and exit 1 if any differs by more than 1e-3 relative (inception-v3-compat only; "
                    "isc and kid draw with rng=torch-fidelity).")
 def eval_cmd(metrics, input_, reference, source, num_samples, num_reference, extractor, weights, extra_weights,
              metric_options, batch_size, device, seed, json_path, force, model_name, no_record, no_cache, quiet,
-             cross_check):
+             curve, cross_check):
     """Evaluate images or a generator with one or more metrics in one pass.
 
     \b
@@ -63,6 +65,8 @@ def eval_cmd(metrics, input_, reference, source, num_samples, num_reference, ext
     from ganbench.evaluation import default_device, evaluate
     from ganbench.features import distributed, join_process_group
 
+    if curve and not {"fid-inf", "isc-inf"} & set(metrics):
+        raise GanbenchError("--curve prints the points of the fit of fid-inf or isc-inf: add -m fid-inf or -m isc-inf")
     if json_path:
         _check_output(Path(json_path), force)
     options = _metric_options(metric_options)
@@ -83,6 +87,8 @@ def eval_cmd(metrics, input_, reference, source, num_samples, num_reference, ext
         return
     # the result is shown and written before the store, which may fail (then: Error, exit 2)
     click.echo(format_table(result.rows))
+    if curve:
+        _print_curve(result.rows)
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     try:
@@ -106,6 +112,21 @@ def _metric_options(items: tuple[str, ...]) -> dict[str, dict[str, str]]:
             raise click.BadParameter(f"expected METRIC.KEY=VALUE, got {key!r}", param_hint="--option")
         options.setdefault(metric, {})[opt] = value
     return options
+
+
+def _print_curve(rows) -> None:
+    """fid-inf / isc-inf: the score at each subset size N (keys ``fid_n<N>``), one line each,
+    beside the fitted line ``score_inf + slope / N`` that is extrapolated to N = infinity."""
+    for score in ("fid", "isc"):
+        values = {r["key"]: r["value"] for r in rows if r["metric"] == f"{score}-inf"}
+        if not values:
+            continue
+        intercept, slope = values[f"{score}_inf"], values[f"{score}_inf_slope"]
+        click.echo(f"{score}-inf curve: {score} at N samples, fit {intercept:.6g} + {slope:.6g} / N")
+        for key, value in values.items():
+            n = key.removeprefix(f"{score}_n")
+            if n.isdigit():
+                click.echo(f"  N={n:<8} {score}={value:<12.6g} fit={intercept + slope / int(n):.6g}")
 
 
 def _cross_check(result, *args, **kwargs) -> None:
