@@ -102,6 +102,7 @@ def subset_scores(score: Callable[[torch.Tensor], float], features: torch.Tensor
                   generator: torch.Generator | None) -> list[float]:
     """``score`` of the first N rows of a fresh permutation of ``features`` (M, D), for each N."""
     m = features.shape[0]
+    # seed: read under rng="torch-fidelity" only; here the permutations come from ``generator``
     return [score(features[random_permutation(m, rng="generator", seed=0, generator=generator)[:n]
                            .to(features.device)])
             for n in sizes]
@@ -139,7 +140,8 @@ def samples_to_resolve(difference: float, slope: float, sd_at_n: float, n: int, 
 
     Model (first order, as FID∞): each model's FID_N = FID∞ + k/N + noise, the noise of the
     two evaluations independent, each with standard deviation ``sd_at_n`` at ``n`` samples
-    (e.g. a bootstrap over the samples) shrinking as 1/sqrt(N). The measured difference is
+    (e.g. a bootstrap over the samples; that of the score compared: FID∞ spreads more than
+    FID_N at the same n) shrinking as 1/sqrt(N). The measured difference is
     then ``difference + (k_A - k_B)/N`` with standard deviation ``sqrt(2) sd_at_n sqrt(n/N)``.
     ``slope`` bounds ``|k_A - k_B|``: FID slopes are positive, so the larger of the two
     models' ``fid_inf_slope`` is a safe bound; 0 when comparing FID∞ (no bias). N is the
