@@ -30,10 +30,14 @@ Following the paper (Sections 3-4, Appendices B-C) and the authors' PyTorch code
   -- the defaults of the authors' ``utils.prepare_parser`` (``--G_lr 5e-5 --D_lr 2e-4
   --num_D_steps 2 --G_B1 0 --G_B2 0.999 --G_init ortho``). Adam's epsilon 1e-6 is the
   authors' ImageNet launch scripts' ``--adam_eps 1e-6`` (their parser's default is 1e-8;
-  a paper value was not verified). The paper evaluates an EMA of G's weights (decay
-  0.9999, the parser's ``--ema_decay``): train with ``--ema 0.9999``. The authors start
-  the average late (``--ema_start`` 20000 on ImageNet, 1000 on CIFAR; before that the
-  copy tracks G); ganbench's ``--ema`` averages from the first step.
+  a paper value was not verified).
+* Recipe (what ``ganbench train`` uses): the evaluated G is an EMA of G's weights with
+  decay 0.9999 (the paper; the parser's ``--ema_decay``), a copy of G for the first
+  ``ema_start`` G steps (the authors' ``--ema_start``: 20000 in their ImageNet launch
+  scripts, 1000 in ``scripts/launch_cifar_ema.sh``). Batch: 2048 real images per D step
+  and latents per G step on ImageNet (the paper; ``launch_BigGAN_bs256x8.sh``:
+  ``--batch_size 256 --num_D_accumulations 8 --num_G_accumulations 8``), the default for
+  every dataset but CIFAR-10, which uses the script's 50.
 * CIFAR-10 (``cifar10`` defaults): the authors' ``scripts/launch_cifar_ema.sh`` trains
   with batch 50, ``--num_D_steps 4 --G_lr 2e-4 --D_lr 2e-4``, ``dim_z`` 128 (the parser's
   default) and width 4 x 64 = 256 at 32 px; it also turns attention off (``--G_attn 0``),
@@ -68,7 +72,8 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from ganbench.errors import GanbenchError
 from ganbench.generative import GenerativeModel, LatentSpec
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, frozen, register_model
+from ganbench.models.base import (Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, frozen,
+                                  register_model)
 from ganbench.models.losses import hinge_d_loss, hinge_g_loss
 from ganbench.models.projection import Discriminator, base_and_blocks
 from ganbench.models.sagan import SelfAttention
@@ -277,6 +282,21 @@ _MNIST_LIKE = {"image_size": 32}
     description="SAGAN + shared class embedding and skip-z into conditional BatchNorm, orthogonal "
                 "regularisation (beta 1e-4), 2 D steps, Adam G 5e-5 / D 2e-4 (0, 0.999), truncation trick",
     reference_code="https://github.com/ajbrock/BigGAN-PyTorch (read; paper followed)",
+    recipes={"default": TrainingRecipe(batch_size=2048, ema=0.9999, ema_start=20_000,
+                                       source="paper: batch 2048, EMA 0.9999; BigGAN-PyTorch "
+                                              "launch_BigGAN_bs256x8.sh: 256 x 8 accumulations, --ema_start 20000"),
+             "cifar10": TrainingRecipe(batch_size=50, ema=0.9999, ema_start=1000,
+                                       source="BigGAN-PyTorch scripts/launch_cifar_ema.sh: --batch_size 50 "
+                                              "--ema --ema_start 1000; utils.py --ema_decay 0.9999")},
+    departures=[
+        ("uniform widths (g_channels, d_channels) instead of the paper's per-resolution channel multipliers",
+         "the networks are sized for 32 / 64 px data; the D is models/projection.py's"),
+        ("D initialised with Xavier (models/projection.py) instead of orthogonally",
+         "one implementation of the projection D"),
+        ("CIFAR-10 keeps attention, the shared embedding, skip-z, orthogonal init and regularisation, which the "
+         "authors' CIFAR script (launch_cifar_ema.sh) turns off; its batch, D steps, learning rates, width are taken",
+         "the paper's architecture is kept; the script supplies only the optimisation setting"),
+    ],
     # tests: narrow nets, attention at 8 x 8 (cheaper), faster learning rates (the paper's suit batch 2048)
     tiny={"z_dim": 24, "shared_dim": 16, "g_channels": 16, "d_channels": 16, "attention_resolution": 8,
           "lr_g": 2e-3, "lr_d": 4e-3},

@@ -78,3 +78,16 @@ def test_biggan_truncation_trick():
     with torch.no_grad():
         torch.testing.assert_close(G.generate(zz, y), G.synthesize(truncated_normal(zz, 0.5), y))
         assert not torch.allclose(G.generate(zz, y), G.synthesize(zz, y))
+
+
+def test_biggan_recipes_average_g_from_the_authors_ema_start():
+    """The paper: batch 2048 and an EMA of G with decay 0.9999; BigGAN-PyTorch
+    launch_BigGAN_bs256x8.sh (--batch_size 256, 8 accumulations, --ema_start 20000) and
+    scripts/launch_cifar_ema.sh (--batch_size 50 --ema --ema_start 1000; --ema_decay 0.9999)."""
+    from ganbench.models.base import model_info
+
+    info = model_info("biggan")
+    imagenet, cifar = info.recipe_for("imagenet"), info.recipe_for("cifar10")
+    assert (imagenet.batch_size, imagenet.ema, imagenet.ema_start) == (256 * 8, 0.9999, 20_000)
+    assert (cifar.batch_size, cifar.ema, cifar.ema_start) == (50, 0.9999, 1000)
+    assert info.defaults_for("cifar10")["n_dis"] == 4  # launch_cifar_ema.sh: --num_D_steps 4
