@@ -23,6 +23,7 @@ import hashlib
 import os
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable
@@ -34,6 +35,8 @@ from ganbench.errors import GanbenchError, InputError
 from ganbench.features import Extractors, distributed, extract
 from ganbench.leaderboards.store import canonical_json, make_protocol, new_run_id, utc_now
 from ganbench.metrics.base import Metric, MetricResult
+from ganbench.metrics.bootstrap import DEFAULT_LEVEL, DEFAULT_REPLICATES, bootstrap_interval
+from ganbench.metrics.bootstrap import check_settings as check_bootstrap
 from ganbench.registry import feature_extractors, metrics as metric_registry
 from ganbench.sources import ImageSource, limit, resolve_source
 
@@ -268,18 +271,44 @@ def _size(images: torch.Tensor | None) -> int | None:
     return None if images is None else images.shape[-1]
 
 
+def bootstrap_metric(m: PlannedMetric, result: MetricResult, inputs: Inputs, features: Features, *,
+                     replicates: int, level: float, seed: int) -> MetricResult:
+    """``result`` with its confidence interval (:mod:`ganbench.metrics.bootstrap`) when the
+    metric is a function of the one pass's features; the others (PPL, LPIPS diversity,
+    pixel metrics) are returned as they are. A replicate that cannot be computed (too few
+    samples in a half for the metric's options) leaves the metric without an interval,
+    with a warning."""
+    metric = m.metric
+    if not (replicates and metric.interval) or m.extractor is None or metric.needs_generator or metric.needs_targets:
+        return result
+    real = features.real.get(m.extractor) if metric.needs_reference else None
+    labels = inputs.fake.class_labels() if metric.needs_labels else None
+    try:
+        interval = bootstrap_interval(result.values, metric.replicates, metric.compute, features.fake[m.extractor],
+                                      real, replicates=replicates, level=level, seed=seed + 7919, labels=labels,
+                                      options=m.options)
+    except InputError as exc:
+        warnings.warn(f"no confidence interval for {m.name}: {exc}", stacklevel=2)
+        return result
+    return replace(result, interval=interval)
+
+
 # -- the rows ---------------------------------------------------------------------------------
 def metric_rows(m: PlannedMetric, result: MetricResult, inputs: Inputs, common: dict[str, Any]) -> list[dict]:
     """One result-store row per output key of ``result``."""
     ext, metric = result.extractor, m.metric
     reference = _reference_fields(metric, inputs, common)
+    interval = result.interval
     protocol, protocol_id = make_protocol(
         metric=m.name, metric_version=metric.version, options={**m.options, **result.options},
+        **({"interval": interval.describe()} if interval is not None else {}),
         extractor=ext["extractor"], weights_sha256=ext["weights_sha256"], input_size=ext.get("input_size"),
         resize=ext.get("resize"), num_samples=len(inputs.fake), **reference, **_source_fields(metric, inputs))
     row_dataset = _targets_dataset(inputs) if metric.needs_targets else {}
     return [{**common, **row_dataset, "metric": m.name, "key": key, "value": float(value),
              "std": result.stds.get(key), "higher_is_better": bool(metric.higher_is_better.get(key, False)),
+             "ci_low": None if interval is None else interval.low.get(key),
+             "ci_high": None if interval is None else interval.high.get(key),
              "num_reference": reference["num_reference"], "extractor": ext["extractor"],
              "weights_sha256": ext["weights_sha256"], "weights_standard": bool(ext["weights_standard"]),
              "protocol": protocol, "protocol_id": protocol_id}
@@ -362,6 +391,8 @@ def evaluate(
     model_name: str | None = None,
     tags: dict[str, Any] | None = None,
     source: str | None = None,
+    bootstrap: int = DEFAULT_REPLICATES,
+    ci: float = DEFAULT_LEVEL,
 ) -> EvaluationResult:
     """Evaluate ``input`` against ``reference`` with every requested metric in one pass.
 
@@ -387,6 +418,9 @@ def evaluate(
             was trained on) or a folder/.npz of source images. Recorded in the protocol.
             Paired metrics (``l1``, ``psnr``) compare each translation with its ground
             truth, which only a paired dataset split has.
+        bootstrap: replicates of the confidence interval of every feature-based metric
+            (0: none); :mod:`ganbench.metrics.bootstrap`.
+        ci: the interval's level (0.95: 95 %).
 
     Under ``torchrun``, start the process group first (:func:`ganbench.features.join_process_group`).
     """
@@ -395,6 +429,8 @@ def evaluate(
     started = time.perf_counter()
     device = str(resolve_device(device or default_device()))
     extra_weights = dict(extra_weights or {})
+    if bootstrap:
+        check_bootstrap(bootstrap, ci)
     plan = make_plan(metrics, options, extractor)
     inputs = resolve_inputs(plan, input, reference, num_samples=num_samples, num_reference=num_reference,
                             seed=seed, device=device, source=source)
@@ -408,6 +444,7 @@ def evaluate(
     for m in plan.metrics:
         computed = compute_metric(m, inputs, features, modules, seed=seed, device=device, batch_size=batch_size,
                                   extra_weights=extra_weights)
+        computed = bootstrap_metric(m, computed, inputs, features, replicates=bootstrap, level=ci, seed=seed)
         rows += metric_rows(m, computed, inputs, common)
     wall_time_s = round(time.perf_counter() - started, 3)
     result = EvaluationResult([{**row, "wall_time_s": wall_time_s} for row in rows])

@@ -61,6 +61,8 @@ COLUMNS: dict[str, Column] = {
     "key": Column(str),  # output key: "fid", "kid", "precision"
     "value": Column(float),
     "std": Column(float, nullable=True),  # the metric's own spread (KID subsets, IS splits)
+    "ci_low": Column(float, nullable=True),  # confidence interval (ganbench.metrics.bootstrap;
+    "ci_high": Column(float, nullable=True),  # its method, replicates and level are in the protocol)
     "higher_is_better": Column(bool),
     "num_samples": Column(int),  # generated images evaluated
     "num_reference": Column(int, nullable=True),  # reference images

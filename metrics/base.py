@@ -78,6 +78,7 @@ class MetricResult:
     # the network a metric ran itself (PPL's LPIPS), as FeatureExtractor.describe(); None: the run's extractor
     extractor: dict[str, Any] | None = None
     options: dict[str, Any] = field(default_factory=dict)  # options it resolved itself (PPL space "auto" -> "w")
+    interval: Any = None  # a ganbench.metrics.bootstrap.Interval when one was computed
 
     @classmethod
     def of(cls, output: "MetricResult | dict[str, float]") -> "MetricResult":
@@ -114,6 +115,11 @@ class Metric:
     # paired metrics (L1, PSNR): compute() also gets outputs= and targets=, uint8 (N, 3, H, W): the
     # input's images (an image-conditioned generator's translations) and the ground truth of each
     needs_targets: bool = False
+    # a fast path for bootstrap intervals: replicates(fake, real, fake_indices, real_indices, generator,
+    # **options) -> {output key: values (B,)}; None: compute() runs once per replicate
+    # (ganbench.metrics.bootstrap)
+    replicates: Callable[..., dict[str, Any]] | None = None
+    interval: bool = True  # False: no bootstrap interval (fid-inf: a fit over subsets already)
 
     def read_options(self, given: dict[str, Any] | None = None) -> dict[str, Any]:
         """Every option of this metric: ``defaults`` overridden by ``given`` (text from the

@@ -118,6 +118,54 @@ def compute(fake: dict[str, torch.Tensor], real: dict[str, torch.Tensor] | None,
     return {"fid": fid_from_features(x, y)}
 
 
+def _centred_float32(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x minus its float64 mean, as float32; the mean): subsets of centred rows have
+    small means, so float32 products of them keep the covariance's digits."""
+    mean = x.double().mean(0)
+    return (x.double() - mean).float(), mean
+
+
+def _subset_stats(centred: torch.Tensor, rows: torch.Tensor, mean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and unbiased covariance (float64, on the features' device) of ``centred[rows]`` (+ ``mean``)."""
+    sub = centred[rows.to(centred.device)]
+    m = len(sub)
+    mu = sub.double().mean(0)
+    cov = ((sub.T @ sub).double() - m * torch.outer(mu, mu)) / (m - 1)
+    return mu + mean, cov
+
+
+def _fid_replicate(mu1: torch.Tensor, s1: torch.Tensor, mu2: torch.Tensor, s2: torch.Tensor) -> float:
+    """FID for a bootstrap replicate, in torch on the statistics' device (CUDA when the
+    features are there): ``tr((S1 S2)^(1/2))`` from the eigenvalues of ``L^T S2 L`` with
+    ``S1 = L L^T``, the factorisation, products and eigenvalues in float32 (half the time
+    of float64 at D = 2048, and 1e-6 of the trace terms off: ~1e-3 on an FID of 900, far
+    below an interval's width), the sums in float64. A singular ``S1`` (fewer rows than
+    dimensions) falls back to :func:`fid_from_stats`."""
+    factor, info = torch.linalg.cholesky_ex(((s1 + s1.T) / 2).float())
+    if int(info) != 0:
+        return fid_from_stats(mu1.cpu(), s1.cpu(), mu2.cpu(), s2.cpu())
+    m = factor.T @ ((s2 + s2.T) / 2).float() @ factor
+    trace_sqrt = torch.linalg.eigvalsh((m + m.T) / 2).double().clamp_min(0).sqrt().sum()
+    diff = mu1 - mu2
+    scale = diff @ diff + s1.trace() + s2.trace()
+    value = float(scale - 2.0 * trace_sqrt)
+    return 0.0 if -ROUND_OFF * float(scale) <= value < 0 else value
+
+
+def replicates(fake: dict[str, torch.Tensor], real: dict[str, torch.Tensor], fake_indices: torch.Tensor,
+               real_indices: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, np.ndarray]:
+    """FID of each bootstrap replicate (rows ``fake_indices[b]`` vs ``real_indices[b]``;
+    :mod:`ganbench.metrics.bootstrap`): the covariances as float32 products of centred
+    features, the distance as :func:`_fid_replicate`, on the features' device."""
+    x = get_features(fake, "pool", "fid", "input", 2)
+    y = get_features(real, "pool", "fid", "reference", 2)
+    same_dim("fid", x, y)
+    (xc, x_mean), (yc, y_mean) = _centred_float32(x), _centred_float32(y.to(x.device))
+    values = [_fid_replicate(*_subset_stats(xc, rx, x_mean), *_subset_stats(yc, ry, y_mean))
+              for rx, ry in zip(fake_indices, real_indices)]
+    return {"fid": np.asarray(values)}
+
+
 DEFAULTS: dict[str, Any] = {}
 
 FID = register_metric(Metric(
@@ -129,5 +177,6 @@ FID = register_metric(Metric(
     version=1,
     defaults=DEFAULTS,
     min_samples=lambda options: 2,
+    replicates=replicates,
     description="Fréchet Inception Distance (Heusel et al. 2017) on the extractor's pool features",
 ))

@@ -195,6 +195,7 @@ FID_INF = register_metric(Metric(
     version=1,
     defaults=keyword_defaults(compute_fid_inf),
     min_samples=_smallest_size,
+    interval=False,  # half-samples would fall below min_n, and each replicate costs a whole fit
     description="FID∞ (Chong & Forsyth 2020): FID of input subsets against 1/N, extrapolated to 1/N = 0",
 ))
 
@@ -207,5 +208,6 @@ ISC_INF = register_metric(Metric(
     version=1,
     defaults=keyword_defaults(compute_isc_inf),
     min_samples=_smallest_size,
+    interval=False,
     description="IS∞ (Chong & Forsyth 2020): Inception Score of input subsets against 1/N, extrapolated to 1/N = 0",
 ))

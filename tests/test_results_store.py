@@ -24,7 +24,8 @@ def make_row(**overrides):
     row = dict(
         run_id="run0", timestamp="2024-05-01T12:00:00+00:00", model="dcgan", checkpoint_sha256="ab" * 32,
         step=1000, third_party=False, dataset="mnist:test", split="test", metric="fid", key="fid", value=12.5,
-        std=None, higher_is_better=False, num_samples=10000, num_reference=10000, extractor="inception-v3-fid",
+        std=None, ci_low=None, ci_high=None, higher_is_better=False, num_samples=10000, num_reference=10000,
+        extractor="inception-v3-fid",
         weights_sha256="6726825d" * 8, weights_standard=True, protocol="", protocol_id="", seed=0,
         ganbench_version="0.1.0", git_commit="deadbeef", torch_version="2.3.0", device="cpu",
         wall_time_s=3.5, source="dcgan", tags="{}", training=None)
