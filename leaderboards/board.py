@@ -214,15 +214,21 @@ def _annotate(results: pd.DataFrame, metrics, protocol, entity: list[str]) -> pd
 
 
 def _summarise(df: pd.DataFrame, entity: list[str]) -> pd.DataFrame:
+    df = df.assign(ci_low=df.get("ci_low"), ci_high=df.get("ci_high"))
     per_run = df.groupby(["table", "entity", "column", "run_id"], sort=False).agg(
-        value=("value", "mean"), order=("order", "min"))  # repeats within a run count once
+        value=("value", "mean"), order=("order", "min"),  # repeats within a run count once
+        ci_low=("ci_low", "first"), ci_high=("ci_high", "first"))
     stats = per_run.groupby(["table", "entity", "column"], sort=False).agg(
-        mean=("value", "mean"), std=("value", "std"), n=("value", "count"), order=("order", "min")).reset_index()
+        mean=("value", "mean"), std=("value", "std"), n=("value", "count"), order=("order", "min"),
+        ci_low=("ci_low", "first"), ci_high=("ci_high", "first")).reset_index()
+    single = stats["n"] == 1  # one run: its own interval; several: mean ± std over runs
+    stats["ci_low"] = stats["ci_low"].where(single).astype("float64")
+    stats["ci_high"] = stats["ci_high"].where(single).astype("float64")
     info = df.drop_duplicates(["table", "entity", "column"]).set_index(["table", "entity", "column"])[
         ["dataset", *entity, "key", "metric", "protocol_id", "higher_is_better"]]
     out = stats.join(info, on=["table", "entity", "column"])
     return out[["table", "dataset", *entity, "column", "key", "metric", "protocol_id", "higher_is_better",
-                "mean", "std", "n", "order", "entity"]]
+                "mean", "std", "n", "ci_low", "ci_high", "order", "entity"]]
 
 
 def aggregate(results: pd.DataFrame, metrics: Sequence[str] | None = None, *, by_checkpoint: bool = False,
@@ -231,7 +237,8 @@ def aggregate(results: pd.DataFrame, metrics: Sequence[str] | None = None, *, by
 
     Columns: ``table`` (dataset + setting), ``dataset``, ``model`` (+ ``checkpoint_sha256``,
     ``step``), ``column``, ``key``, ``metric``, ``protocol_id``, ``higher_is_better``,
-    ``mean``, ``std`` (over runs, ddof=1), ``n`` (runs), ``order`` (first appearance),
+    ``mean``, ``std`` (over runs, ddof=1), ``n`` (runs), ``ci_low``/``ci_high`` (the run's
+    confidence interval when there is one run), ``order`` (first appearance),
     ``entity``. ``metrics`` keeps rows whose metric name or output key is listed;
     ``protocol`` keeps rows whose protocol_id starts with one of the given prefixes.
     """
@@ -302,12 +309,15 @@ def _one_board(rows: pd.DataFrame, part: pd.DataFrame, *, entity: list[str], wan
     mean = part.pivot(index="entity", columns="column", values="mean")
     std = part.pivot(index="entity", columns="column", values="std")
     n = part.pivot(index="entity", columns="column", values="n")
+    ci = {side: part.pivot(index="entity", columns="column", values=side) for side in ("ci_low", "ci_high")}
     frame = rows.drop_duplicates("entity").set_index("entity")[entity].copy()
     frame["runs"] = rows.groupby("entity")["run_id"].nunique().reindex(frame.index).astype("int64")
     for c in columns:
         frame[c.name] = mean[c.name].reindex(frame.index).astype("float64")
         frame[f"{c.name}_std"] = std[c.name].reindex(frame.index).astype("float64")
         frame[f"{c.name}_n"] = n[c.name].reindex(frame.index).fillna(0).astype("int64")
+        for side, values in ci.items():
+            frame[f"{c.name}_{side}"] = values[c.name].reindex(frame.index).astype("float64")
     rank = frame[chosen.name].rank(ascending=not chosen.higher_is_better, method="min")
     frame.insert(0, "rank", rank.astype("Int64"))
     frame = frame.sort_values(["rank", "model"], na_position="last", kind="stable").reset_index(drop=True)

@@ -62,6 +62,14 @@ def _num(v: float, d: int) -> str:
     return f"{v:.{d}f}"
 
 
+def _value_text(mean: str, std: str, interval: str, plus_minus: str) -> str:
+    """A cell: ``2.31 [2.25, 2.38]`` (one run's confidence interval), ``2.31 ± 0.05``
+    (several runs' std) or the value alone."""
+    if interval and mean:
+        return f"{mean} {interval}"
+    return f"{mean} {plus_minus} {std}" if std and mean else mean
+
+
 class _Cells:
     """The display form of one leaderboard, shared by the text formats."""
 
@@ -74,7 +82,7 @@ class _Cells:
             self.align += ["l", "r"]
         self.metric_headers = [(c.name, c.higher_is_better) for c in board.columns]
         self.first_metric = len(self.headers)
-        self.rows: list[list[tuple[str, str, bool]]] = []  # (mean text, std text, best)
+        # (mean text, std text, best, "[low, high]" text of a single run's interval or "")
         text: list[list[str]] = []
         for i in range(len(f)):
             rank = f["rank"].iloc[i]
@@ -83,15 +91,18 @@ class _Cells:
                 sha, step = f["checkpoint_sha256"].iloc[i], f["step"].iloc[i]
                 row += ["" if pd.isna(sha) else str(sha)[:12], "" if pd.isna(step) else str(int(step))]
             text.append(row)
-        self.cells: list[list[tuple[str, str, bool]]] = [[] for _ in range(len(f))]
+        self.cells: list[list[tuple[str, str, bool, str]]] = [[] for _ in range(len(f))]
         for c in board.columns:
             means = f[c.name].to_numpy(dtype="float64")
             stds = f[f"{c.name}_std"].to_numpy(dtype="float64")
             d = decimals(list(means), digits)
             finite = [m for m in means if not math.isnan(m)]
             best = (max(finite) if c.higher_is_better else min(finite)) if len(finite) > 1 else None
+            lows, highs = (f.get(f"{c.name}_{side}", pd.Series([math.nan] * len(f))).to_numpy(dtype="float64")
+                           for side in ("ci_low", "ci_high"))
             for i, (m, s) in enumerate(zip(means, stds)):
-                self.cells[i].append((_num(m, d), _num(s, d), best is not None and m == best))
+                interval = "" if math.isnan(lows[i]) else f"[{_num(lows[i], d)}, {_num(highs[i], d)}]"
+                self.cells[i].append((_num(m, d), _num(s, d), best is not None and m == best, interval))
         self.text = text
         self.runs = [str(int(r)) for r in f["runs"]]
 
@@ -169,8 +180,8 @@ def _render_md(boards: Sequence[Leaderboard], digits: int, bold_best: bool) -> s
         rows = []
         for text, metrics, runs in zip(cells.text, cells.cells, cells.runs):
             shown = []
-            for mean, std, best in metrics:
-                v = f"{mean} ± {std}" if std and mean else mean
+            for mean, std, best, interval in metrics:
+                v = _value_text(mean, std, interval, "±")
                 shown.append(f"**{v}**" if best and bold_best and v else (v or "–"))
             rows.append(text + shown + [runs])
         out.append(f"### {markdown_escape(board.title)}\n\n{markdown_escape(_note(board))}\n\n"
@@ -192,9 +203,9 @@ def _render_latex(boards: Sequence[Leaderboard], digits: int, bold_best: bool, b
                  f"\\begin{{tabular}}{{{spec}}}", top, " & ".join(headers) + r" \\", mid]
         for text, metrics, runs in zip(cells.text, cells.cells, cells.runs):
             row = [latex_escape(t) for t in text]
-            for mean, std, best in metrics:
+            for mean, std, best, interval in metrics:
                 m = f"\\textbf{{{mean}}}" if best and bold_best and mean else mean
-                row.append(f"{m} $\\pm$ {std}" if std and mean else (m or "--"))
+                row.append(_value_text(m, std, interval, "$\\pm$") or "--")
             row.append(runs)
             assert len(row) == n
             lines.append(" & ".join(row) + r" \\")
@@ -219,8 +230,8 @@ def _render_html(boards: Sequence[Leaderboard], digits: int, bold_best: bool) ->
         parts += ["</tr></thead>", "<tbody>"]
         for text, metrics, runs in zip(cells.text, cells.cells, cells.runs):
             tds = [f'<td class="{a}">{esc(t)}</td>' for t, a in zip(text, cells.align)]
-            for mean, std, best in metrics:
-                v = esc(f"{mean} ± {std}" if std and mean else mean)
+            for mean, std, best, interval in metrics:
+                v = esc(_value_text(mean, std, interval, "±"))
                 tds.append(f'<td class="r">{"<strong>" + v + "</strong>" if best and bold_best and v else v}</td>')
             tds.append(f'<td class="r">{runs}</td>')
             parts.append("<tr>" + "".join(tds) + "</tr>")

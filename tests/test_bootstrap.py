@@ -96,3 +96,25 @@ def test_evaluation_rows_carry_the_interval_and_its_protocol(tmp_path):
     assert without.rows[0]["protocol_id"] != with_ci.rows[0]["protocol_id"]
     with pytest.raises(InputError, match="at least 10 replicates"):
         evaluate(fake, real, ["fid"], bootstrap=3, **common)
+
+
+def _arrays(tmp_path):
+    g = torch.Generator().manual_seed(5)
+    np.save(tmp_path / "fake.npy", torch.randint(0, 256, (80, 1, 28, 28), generator=g, dtype=torch.uint8).numpy())
+    np.save(tmp_path / "real.npy", torch.randint(0, 200, (80, 1, 28, 28), generator=g, dtype=torch.uint8).numpy())
+    return ["-i", str(tmp_path / "fake.npy"), "-r", str(tmp_path / "real.npy")]
+
+
+def test_cli_prints_the_interval_and_refuses_bad_settings(tmp_path):
+    from click.testing import CliRunner
+
+    from ganbench.cli import main
+
+    base = ["eval", "--no-record", "-q", "--no-cache", "--extractor", "lenet-mnist", "-m", "fid", *_arrays(tmp_path)]
+    out = CliRunner().invoke(main, [*base, "--bootstrap", "20", "--ci", "0.9"])
+    assert out.exit_code == 0, out.output
+    line = next(row for row in out.output.splitlines() if row.startswith("fid "))
+    assert "90% [" in line
+    for args, message in ((["--bootstrap", "5"], "at least 10 replicates"), (["--ci", "1.5"], "strictly between")):
+        bad = CliRunner().invoke(main, [*base, *args])
+        assert bad.exit_code == 2 and message in bad.output and "Traceback" not in bad.output

@@ -506,3 +506,16 @@ def test_reproduce_uses_the_paper_recipe_at_paper_scale_and_one_budget_at_tiny_s
     assert recipe_words(args("paper")) == "each model's paper batch size, each model's paper EMA generator " \
                                           "where it has one, float32"
     assert recipe_words(args("tiny")) == "batch 64, raw generators, float32"
+
+
+def test_a_single_run_shows_its_interval_and_several_runs_their_spread(tmp_path):
+    rows = [{**r("A", "fid", 2.31, "a1"), "ci_low": 2.25, "ci_high": 2.38},
+            {**r("B", "fid", 3.0, "b1"), "ci_low": 2.9, "ci_high": 3.1},
+            {**r("B", "fid", 4.0, "b2"), "ci_low": 3.9, "ci_high": 4.1}]
+    boards = build_leaderboards(stored(tmp_path, rows).load(), ["fid"])
+    md = render_leaderboards(boards, "md").replace("\\[", "[").replace("\\]", "]")  # escaped brackets render as [ ]
+    assert "| 1 | A | **2.310 [2.250, 2.380]** | 1 |" in md
+    assert "| 2 | B | 3.500 ± 0.707 | 2 |" in md  # two runs: mean ± std, not one run's interval
+    assert "\\textbf{2.310} [2.250, 2.380]" in render_leaderboards(boards, "latex")
+    frame = boards[0].frame.set_index("model")
+    assert frame.loc["A", "fid_ci_low"] == 2.25 and math.isnan(frame.loc["B", "fid_ci_low"])

@@ -43,6 +43,11 @@ from ganbench.errors import GanbenchError, write_problem
 @click.option("--no-record", is_flag=True, help="Do not append the results to the results store.")
 @click.option("--no-cache", is_flag=True, help="Recompute features even if cached.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@click.option("--bootstrap", "replicates", type=int, default=None, metavar="B",
+              help="Replicates of each feature-based metric's confidence interval (centred half-sample "
+                   "bootstrap on the features in memory; 0: none)  [default: 100]")
+@click.option("--ci", "level", type=float, default=None, metavar="LEVEL",
+              help="Level of the confidence interval, e.g. 0.9  [default: 0.95]")
 @click.option("--curve", is_flag=True,
               help="Also print fid-inf's / isc-inf's score at each subset size N beside their fitted line.")
 @click.option("--cross-check", is_flag=True,
@@ -51,7 +56,7 @@ from ganbench.errors import GanbenchError, write_problem
                    "isc and kid draw with rng=torch-fidelity).")
 def eval_cmd(metrics, input_, reference, source, num_samples, num_reference, extractor, weights, extra_weights,
              metric_options, batch_size, device, seed, json_path, force, model_name, no_record, no_cache, quiet,
-             curve, cross_check):
+             replicates, level, curve, cross_check):
     """Evaluate images or a generator with one or more metrics in one pass.
 
     \b
@@ -82,7 +87,8 @@ def eval_cmd(metrics, input_, reference, source, num_samples, num_reference, ext
             input_, reference, metrics, extractor=extractor, weights=weights,
             extra_weights=extra_weights, num_samples=num_samples,
             num_reference=num_reference, options=options, batch_size=batch_size, device=device, seed=seed,
-            use_cache=not no_cache, progress=not quiet, record=False, model_name=model_name, source=source)
+            use_cache=not no_cache, progress=not quiet, record=False, model_name=model_name, source=source,
+            **_interval_settings(replicates, level))
     if distributed()[0] != 0:
         return
     # the result is shown and written before the store, which may fail (then: Error, exit 2)
@@ -101,6 +107,16 @@ def eval_cmd(metrics, input_, reference, source, num_samples, num_reference, ext
         _cross_check(result, input_, reference, list(metrics), options=options, weights=weights,
                      extra_weights=extra_weights, num_samples=num_samples, num_reference=num_reference,
                      batch_size=batch_size, device=device, seed=seed, source=source)
+
+
+def _interval_settings(replicates: int | None, level: float | None) -> dict[str, float]:
+    """evaluate()'s bootstrap/ci keywords for the options given (its defaults otherwise)."""
+    out: dict[str, float] = {}
+    if replicates is not None:
+        out["bootstrap"] = replicates
+    if level is not None:
+        out["ci"] = level
+    return out
 
 
 def _metric_options(items: tuple[str, ...]) -> dict[str, dict[str, str]]:
@@ -158,16 +174,25 @@ def _write_json(path: Path, rows) -> None:
         raise GanbenchError(f"cannot write --json {path}: {write_problem(path, exc)}") from None
 
 
+def _interval_text(row) -> str:
+    """``95% [2.25, 2.38]`` from a row's interval and its protocol's level; "" without one."""
+    if row.get("ci_low") is None:
+        return ""
+    level = json.loads(row["protocol"]).get("interval", {}).get("level")
+    return f"{level:.0%} [{row['ci_low']:.6g}, {row['ci_high']:.6g}]"
+
+
 def format_table(rows) -> str:
     """A readable table of result rows."""
-    header = ("metric", "value", "std", "n", "extractor", "weights")
+    header = ("metric", "value", "interval", "std", "n", "extractor", "weights")
     lines = [header]
     for r in rows:
         weights = "standard" if r["weights_standard"] else "non-standard"
         if r["weights_sha256"]:
             weights += f" ({r['weights_sha256'][:8]})"
         std = "" if r["std"] is None else f"{r['std']:.6g}"
-        lines.append((r["key"], f"{r['value']:.6g}", std, str(r["num_samples"]), r["extractor"], weights))
+        lines.append((r["key"], f"{r['value']:.6g}", _interval_text(r), std, str(r["num_samples"]), r["extractor"],
+                      weights))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     out = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines]
     out.insert(1, "  ".join("-" * w for w in widths))
