@@ -110,6 +110,54 @@ def generic_replicates(compute: Callable, fake: dict[str, torch.Tensor], real: d
     return {k: np.asarray(v) for k, v in out.items()}
 
 
+def rows(features: dict[str, torch.Tensor]) -> int:
+    """The number of samples behind a {feature name: (N, D)} dict."""
+    return len(next(iter(features.values())))
+
+
+def replicate_values(replicate: ReplicateFn | None, compute: Callable, fake: dict[str, torch.Tensor],
+                     real: dict[str, torch.Tensor] | None, fake_indices: torch.Tensor,
+                     real_indices: torch.Tensor | None, generator: torch.Generator, *,
+                     labels: torch.Tensor | None = None,
+                     options: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
+    """The metric on each replicate's rows: the metric's fast path when it has one, else ``compute``."""
+    if replicate is not None and labels is None:
+        return replicate(fake, real, fake_indices, real_indices, generator, **(options or {}))
+    return generic_replicates(compute, fake, real, fake_indices, real_indices, generator, labels=labels,
+                              **(options or {}))
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A - B for one output key, with its paired-bootstrap interval and two-sided p-value."""
+
+    key: str
+    a: float
+    b: float
+    difference: float
+    low: float
+    high: float
+    p_value: float
+    level: float
+    replicates: int
+
+
+def paired_difference(key: str, a: float, b: float, replicates_a: np.ndarray, replicates_b: np.ndarray, *,
+                      level: float) -> Difference:
+    """The difference ``a - b`` with the centred interval of the replicate differences
+    (both computed on the same reference half, and on the same latents' halves when A and
+    B are generators sampled from the same latents), and the p-value of "no difference":
+    the share of centred replicate differences at least as far from 0 as ``a - b``
+    (``(1 + count) / (1 + B)``, so never 0)."""
+    diffs = np.asarray(replicates_a, dtype=np.float64) - np.asarray(replicates_b, dtype=np.float64)
+    diffs = diffs[np.isfinite(diffs)]
+    observed = a - b
+    low, high = centred_interval(observed, diffs, level)
+    centred = diffs - diffs.mean()
+    p_value = (1 + int(np.sum(np.abs(centred) >= abs(observed)))) / (1 + len(centred))
+    return Difference(key, a, b, observed, low, high, p_value, level, len(diffs))
+
+
 def bootstrap_interval(estimate: dict[str, float], replicate: ReplicateFn | None, compute: Callable,
                        fake: dict[str, torch.Tensor], real: dict[str, torch.Tensor] | None, *,
                        replicates: int = DEFAULT_REPLICATES, level: float = DEFAULT_LEVEL, seed: int = 0,
@@ -123,16 +171,10 @@ def bootstrap_interval(estimate: dict[str, float], replicate: ReplicateFn | None
     """
     check_settings(replicates, level)
     generator = torch.Generator().manual_seed(seed)
-    n_fake = len(next(iter(fake.values())))
-    fake_indices = half_sample_indices(n_fake, replicates, generator)
-    real_indices = None
-    if real is not None:
-        real_indices = half_sample_indices(len(next(iter(real.values()))), replicates, generator)
-    if replicate is not None and labels is None:
-        values = replicate(fake, real, fake_indices, real_indices, generator, **(options or {}))
-    else:
-        values = generic_replicates(compute, fake, real, fake_indices, real_indices, generator, labels=labels,
-                                    **(options or {}))
+    fake_indices = half_sample_indices(rows(fake), replicates, generator)
+    real_indices = None if real is None else half_sample_indices(rows(real), replicates, generator)
+    values = replicate_values(replicate, compute, fake, real, fake_indices, real_indices, generator, labels=labels,
+                              options=options)
     low, high = {}, {}
     for key, value in estimate.items():
         if key in values:
