@@ -90,4 +90,5 @@ def test_biggan_recipes_average_g_from_the_authors_ema_start():
     imagenet, cifar = info.recipe_for("imagenet"), info.recipe_for("cifar10")
     assert (imagenet.batch_size, imagenet.ema, imagenet.ema_start) == (256 * 8, 0.9999, 20_000)
     assert (cifar.batch_size, cifar.ema, cifar.ema_start) == (50, 0.9999, 1000)
+    assert info.recipe_for("mnist") == cifar  # small images take the small-image recipe, not batch 2048
     assert info.defaults_for("cifar10")["n_dis"] == 4  # launch_cifar_ema.sh: --num_D_steps 4
