@@ -205,7 +205,10 @@ def path_distances(model: GenerativeModel, z0: torch.Tensor, z1: torch.Tensor, t
             images = model.synthesis(torch.cat([e0, e1]).to(w0.dtype))
         else:
             e0, e1 = path_endpoints(a, b, tt, epsilon, z_interp)
-            images = model.generate(torch.cat([e0, e1]).to(a.dtype), y2)
+            ends = torch.cat([e0, e1]).to(a.dtype)
+            # a model with a mapping draws per-sample noise in generate() (StyleGAN: keyed by z, so
+            # the two ends of a path would differ in noise); synthesis() shares one map per layer
+            images = model.synthesis(model.mapping(ends, y2)) if model.has_mapping else model.generate(ends, y2)
         check_generated(images, model.latent, 2 * n)
         x = _to_similarity_input(images, model, quantize, crop)
         out.append(similarity(x[:n], x[n:]).double().cpu())

@@ -163,3 +163,22 @@ def test_stylegan_recipe_is_the_official_g_smoothing_and_batch():
     assert cifar.ema_decay(64) ** (10_000 / 64) == pytest.approx(0.5)  # half the weight after 10k images
     # 600k images per phase (lod_training_kimg = lod_transition_kimg = 600) at batch 64
     assert info.defaults_for("cifar10")["phase_steps"] * 64 == 600_000
+
+
+def test_stylegan_ppl_in_z_shares_the_noise_between_the_two_ends_of_a_path():
+    """Sampling draws noise per sample keyed by z, so ends a distance epsilon apart in z would
+    get different noise and a 'path length' of noise / epsilon^2. Walking z through
+    synthesis(mapping(z)) shares one map per layer: with strong noise, PPL in z stays what
+    it is without noise, up to the noise's own (epsilon-independent) effect."""
+    from ganbench.metrics.ppl import compute_ppl
+
+    G = tiny_mnist("stylegan").generator
+    opts = {"num_paths": 8, "epsilon": 1e-4, "similarity": "l2", "resize": None, "quantize": False,
+            "discard_lower": None, "discard_upper": None, "space": "z"}
+    quiet = compute_ppl(G, generator=torch.Generator().manual_seed(0), batch_size=8, **opts)["ppl"]
+    with torch.no_grad():
+        for module in G.modules():
+            if hasattr(module, "noise_strength"):
+                module.noise_strength.fill_(1.0)
+    noisy = compute_ppl(G, generator=torch.Generator().manual_seed(0), batch_size=8, **opts)["ppl"]
+    assert 0 < noisy < 10 * quiet  # different noise at the two ends: ~1e8 x larger
