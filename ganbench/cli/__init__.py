@@ -19,6 +19,8 @@ USER_ERROR = 2  # exit status of every user or usage error (click's usage errors
 COMMANDS = {
     "eval": ("ganbench.cli.eval_cmd:eval_cmd", "Evaluate images or a generator (FID, IS, KID, PR, PPL, ...)."),
     "compare": ("ganbench.cli.compare_cmd:compare_cmd", "Are two models distinguishable? Differences with intervals."),
+    "selfcheck": ("ganbench.cli.selfcheck_cmd:selfcheck_cmd",
+                  "Check that the numbers do not move with the batch size (or device)."),
     "train": ("ganbench.cli.train_cmd:train_cmd", "Train a registered model on a dataset."),
     "models": ("ganbench.cli.models_cmd:models_cmd", "List registered models, or show one."),
     "datasets": ("ganbench.cli.models_cmd:datasets_cmd", "List the datasets."),
