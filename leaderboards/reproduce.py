@@ -65,7 +65,8 @@ def run_one(model: str, seed: int, args: argparse.Namespace, store: str) -> None
                           num_samples=args.num_samples, num_reference=args.num_samples, seed=seed,
                           device=args.device, progress=False, record=True, model_name=model,
                           options={"kid": {"subset_size": min(1000, args.num_samples)}},
-                          tags={"scale": args.scale, "train_steps": args.steps, "train_seed": seed})
+                          tags={"scale": args.scale, "train_steps": args.steps, "train_seed": seed},
+                          bootstrap=args.bootstrap)
     values = evaluation.values
     (run_dir / "eval.done").write_text(json.dumps({"store": store, **values}) + "\n")
     print(f"{model} seed {seed}: {result.step} steps in {t_train:.0f} s; "
@@ -124,6 +125,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--ema", type=float, default=None,
                    help="generator EMA decay (0: raw G); default: raw at --scale tiny, the paper's at --scale paper")
     p.add_argument("--scale", choices=["tiny", "paper"], default="tiny")
+    p.add_argument("--bootstrap", type=int, default=0,
+                   help="interval replicates per evaluation (default 0: a board averages seeds and shows mean ± std "
+                        "over them, not one run's interval)")
     p.add_argument("--num-samples", type=int, default=2000)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None)
