@@ -118,3 +118,13 @@ def test_cli_prints_the_interval_and_refuses_bad_settings(tmp_path):
     for args, message in ((["--bootstrap", "5"], "at least 10 replicates"), (["--ci", "1.5"], "strictly between")):
         bad = CliRunner().invoke(main, [*base, *args])
         assert bad.exit_code == 2 and message in bad.output and "Traceback" not in bad.output
+
+
+def test_fast_fid_replicates_with_fewer_rows_than_dimensions():
+    """Halves of 30 rows in 64 dimensions: singular covariances, the nuclear-norm path."""
+    g = torch.Generator().manual_seed(6)
+    x, y = torch.randn(60, 64, generator=g) + 0.2, torch.randn(61, 64, generator=g) * 1.3
+    fx, fy = half_sample_indices(60, 5, g), half_sample_indices(61, 5, g)
+    fast = fid.replicates({"pool": x}, {"pool": y}, fx, fy)["fid"]
+    plain = np.array([fid.fid_from_features(x[a], y[b]) for a, b in zip(fx, fy)])
+    np.testing.assert_allclose(fast, plain, rtol=1e-4)
