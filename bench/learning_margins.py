@@ -86,7 +86,7 @@ def tiny_config(name: str) -> dict:
 
 def code_key(name: str, read=lambda path: Path(path).read_text()) -> str:
     """A short hash of the model code a learning run executes: the model's file and the
-    ganbench.models files it imports, without docstrings and without the
+    ganbench.models files it imports, without docstrings, import lines and the
     ``@register_model(...)`` declaration (recipes, departures and descriptions do not change
     training; the tiny config and test_steps are compared on their own). ``read(path)``
     gives a file's text (another commit's, for old rows). The harness is not hashed."""
@@ -110,6 +110,8 @@ def code_key(name: str, read=lambda path: Path(path).read_text()) -> str:
                 leaf = node.module.rsplit(".", 1)[1]
                 if leaf != "base":
                     todo.append(f"models/{leaf}.py")
+        # import lists change with declarations (TrainingRecipe); what they bring in is hashed through its file
+        tree.body = [n for n in tree.body if not isinstance(n, (ast.Import, ast.ImportFrom))]
         digest.update(ast.dump(tree).encode())
     digest.update(json.dumps(model_info(name).defaults_for("mnist"), sort_keys=True, default=str).encode())
     return digest.hexdigest()[:12]
