@@ -19,6 +19,7 @@ from typing import Any, Iterable
 
 import torch
 
+from ganbench.archives import check_comparable, is_archive, load_features
 from ganbench.errors import InputError
 from ganbench.evaluation import (DEFAULT_EXTRACTOR, Features, Inputs, build_extractors, check_inputs,
                                  extract_features, make_plan, resolve_inputs)
@@ -62,13 +63,14 @@ class Comparison:
         return "\n".join(lines)
 
 
-def compare(a: Any, b: Any, reference: Any, metrics: Iterable[str] = ("fid",), *,
+def compare(a: Any, b: Any, reference: Any = None, metrics: Iterable[str] = ("fid",), *,
             extractor: str = DEFAULT_EXTRACTOR, weights: Any = None, extra_weights: dict[str, Any] | None = None,
             num_samples: int | None = None, num_reference: int | None = None,
             options: dict[str, dict[str, Any]] | None = None, batch_size: int = 64, device: str = "cpu",
             seed: int = 0, use_cache: bool = True, progress: bool = True,
             bootstrap: int = DEFAULT_REPLICATES, ci: float = DEFAULT_LEVEL) -> Comparison:
-    """Evaluate ``a`` and ``b`` (any input :func:`ganbench.evaluation.evaluate` takes) against
+    """Evaluate ``a`` and ``b`` (any input :func:`ganbench.evaluation.evaluate` takes, or two
+    feature archives of :mod:`ganbench.archives`, which need no ``reference``) against
     ``reference`` with feature-based ``metrics``; see the module docstring."""
     check_settings(bootstrap, ci)
     plan = make_plan(metrics, options, extractor)
@@ -77,23 +79,66 @@ def compare(a: Any, b: Any, reference: Any, metrics: Iterable[str] = ("fid",), *
     if unsupported:
         raise InputError(f"compare works on metrics of the features ({', '.join(unsupported)} are not): "
                          f"e.g. fid, kid, isc, pr, density-coverage")
+    if is_archive(a) or is_archive(b):
+        sides = _archived_sides(plan, a, b)
+    else:
+        sides = _evaluated_sides(plan, a, b, reference, extractor=extractor, weights=weights,
+                                 extra_weights=extra_weights, num_samples=num_samples, num_reference=num_reference,
+                                 batch_size=batch_size, device=device, seed=seed, use_cache=use_cache,
+                                 progress=progress)
+    differences = []
+    for m in plan.metrics:
+        differences += _metric_differences(m, sides.features, sides.labels, paired=sides.paired,
+                                           replicates=bootstrap, level=ci, seed=seed)
+    return Comparison(sides.names[0], sides.names[1], sides.reference, sides.num_samples, sides.paired,
+                      tuple(differences))
+
+
+@dataclass(frozen=True)
+class _Sides:
+    """What a comparison needs of its two inputs, however their features were obtained."""
+
+    names: tuple[str, str]
+    reference: str
+    num_samples: int
+    paired: bool  # generators sampled from the same latents
+    features: tuple[Features, Features]
+    labels: tuple[torch.Tensor | None, torch.Tensor | None]
+
+
+def _evaluated_sides(plan, a, b, reference, *, extractor, weights, extra_weights, num_samples, num_reference,
+                     batch_size, device, seed, use_cache, progress) -> _Sides:
+    """Both inputs through the one feature pass, against the same reference."""
     inputs = [resolve_inputs(plan, x, reference, num_samples=num_samples, num_reference=num_reference, seed=seed,
                              device=device, source=None) for x in (a, b)]
     for one in inputs:
         check_inputs(plan, one)
     _check_same_protocol(inputs)
-    modules = build_extractors(plan, extractor=extractor, weights=weights, extra_weights=dict(extra_weights or {}),
-                               device=device)
-    features = [extract_features(plan, one, modules, batch_size=batch_size, device=device, use_cache=use_cache,
-                                 progress=progress) for one in inputs]
-    paired = _same_latents(inputs[0].fake, inputs[1].fake)
-    differences = []
+    modules = build_extractors(plan, extractor=extractor, weights=weights,
+                               extra_weights=dict(extra_weights or {}), device=device)
+    features = tuple(extract_features(plan, one, modules, batch_size=batch_size, device=device, use_cache=use_cache,
+                                      progress=progress) for one in inputs)
+    needs_labels = any(m.metric.needs_labels for m in plan.metrics)
+    labels = tuple(one.fake.class_labels() if needs_labels else None for one in inputs)
+    return _Sides((inputs[0].fake.descriptor, inputs[1].fake.descriptor),
+                  "" if inputs[0].real is None else inputs[0].real.descriptor, len(inputs[0].fake),
+                  _same_latents(inputs[0].fake, inputs[1].fake), features, labels)
+
+
+def _archived_sides(plan, a, b) -> _Sides:
+    """Both inputs from feature archives written by ``ganbench eval --save-features``."""
+    if not (is_archive(a) and is_archive(b)):
+        raise InputError("compare two feature archives, or two inputs to evaluate, not one of each")
+    (set_a, in_a, ref_a, lab_a), (set_b, in_b, _, lab_b) = load_features(a), load_features(b)
+    check_comparable(set_a, set_b)
     for m in plan.metrics:
-        differences += _metric_differences(m, inputs, features, paired=paired, replicates=bootstrap, level=ci,
-                                           seed=seed)
-    return Comparison(inputs[0].fake.descriptor, inputs[1].fake.descriptor,
-                      "" if inputs[0].real is None else inputs[0].real.descriptor, len(inputs[0].fake), paired,
-                      tuple(differences))
+        if m.extractor not in in_a or (m.metric.needs_reference and m.extractor not in ref_a):
+            raise InputError(f"the archives hold features of {sorted(in_a)}, not of {m.extractor!r} "
+                             f"that {m.name} needs here: pass --extractor {next(iter(in_a), '?')}")
+    paired = set_a.get("latent") is not None and (set_a["latent"], set_a["seed"]) == (set_b.get("latent"),
+                                                                                      set_b.get("seed"))
+    return _Sides((set_a["input"], set_b["input"]), set_a.get("reference") or "", set_a["num_samples"], paired,
+                  (Features(in_a, ref_a, None), Features(in_b, ref_a, None)), (lab_a, lab_b))
 
 
 def _same_latents(a, b) -> bool:
@@ -111,7 +156,7 @@ def _check_same_protocol(inputs: list[Inputs]) -> None:
                          f"(--num-samples {min(n_a, n_b)})")
 
 
-def _metric_differences(m, inputs: list[Inputs], features: list[Features], *, paired: bool, replicates: int,
+def _metric_differences(m, features: tuple[Features, Features], labels: tuple, *, paired: bool, replicates: int,
                         level: float, seed: int) -> list[tuple[str, Difference, bool]]:
     """A - B for each output key of one metric: both computed on the same reference half
     (and the same latents' half when paired) in every replicate."""
@@ -121,7 +166,7 @@ def _metric_differences(m, inputs: list[Inputs], features: list[Features], *, pa
     generator = torch.Generator().manual_seed(seed + 7919)
     fakes = [f.fake[m.extractor] for f in features]
     real = features[0].real.get(m.extractor) if metric.needs_reference else None
-    labels = [one.fake.class_labels() if metric.needs_labels else None for one in inputs]
+    labels = [lab if metric.needs_labels else None for lab in labels]
     fake_a = half_sample_indices(rows(fakes[0]), replicates, generator)
     fake_b = fake_a if paired else half_sample_indices(rows(fakes[1]), replicates, generator)
     real_idx = None if real is None else half_sample_indices(rows(real), replicates, generator)

@@ -393,6 +393,7 @@ def evaluate(
     source: str | None = None,
     bootstrap: int = DEFAULT_REPLICATES,
     ci: float = DEFAULT_LEVEL,
+    save_features: str | os.PathLike | None = None,
 ) -> EvaluationResult:
     """Evaluate ``input`` against ``reference`` with every requested metric in one pass.
 
@@ -421,6 +422,8 @@ def evaluate(
         bootstrap: replicates of the confidence interval of every feature-based metric
             (0: none); :mod:`ganbench.metrics.bootstrap`.
         ci: the interval's level (0.95: 95 %).
+        save_features: write the pass's features to this new file (:mod:`ganbench.archives`),
+            for later comparisons without the generator.
 
     Under ``torchrun``, start the process group first (:func:`ganbench.features.join_process_group`).
     """
@@ -431,6 +434,8 @@ def evaluate(
     extra_weights = dict(extra_weights or {})
     if bootstrap:
         check_bootstrap(bootstrap, ci)
+    if save_features is not None and Path(save_features).exists():
+        raise InputError(f"{str(save_features)!r} exists: feature archives are never overwritten")
     plan = make_plan(metrics, options, extractor)
     inputs = resolve_inputs(plan, input, reference, num_samples=num_samples, num_reference=num_reference,
                             seed=seed, device=device, source=source)
@@ -439,6 +444,10 @@ def evaluate(
                                device=device)
     features = extract_features(plan, inputs, modules, batch_size=batch_size, device=device,
                                 use_cache=use_cache, progress=progress)
+    if save_features is not None:
+        from ganbench.archives import save_features as write_archive
+
+        write_archive(save_features, features, inputs, modules, seed=seed)
     common = common_fields(inputs, seed=seed, device=device, model_name=model_name, tags=tags)
     rows: list[dict[str, Any]] = []
     for m in plan.metrics:

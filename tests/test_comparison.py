@@ -79,3 +79,26 @@ def test_bad_comparisons_are_one_line_errors(banks, tmp_path):
     out = CliRunner().invoke(main, ["compare", str(tmp_path / "a.npy"), str(tmp_path / "a.npy"), "-r", "mnist:test",
                                     "--extractor", "lenet-mnist", "-q", "--bootstrap", "3"])
     assert out.exit_code == 2 and "at least 10 replicates" in out.output
+
+
+def test_feature_archives_compare_without_the_generators(banks, tmp_path):
+    """``eval --save-features`` keeps the pass; ``compare`` of two archives gives the numbers
+    of comparing the generators themselves, and refuses archives of different protocols."""
+    from ganbench.evaluation import evaluate
+
+    first, _, noisy = banks
+    common = dict(extractor="lenet-mnist", num_samples=1000, num_reference=2000, device="cpu", seed=0,
+                  progress=False, bootstrap=0)
+    paths = [tmp_path / "noisy.safetensors", tmp_path / "first.safetensors"]
+    for generator, path in zip((noisy, first), paths):
+        evaluate(generator, "mnist:test", ["fid"], save_features=path, **common)
+    direct = run(noisy, first, 0).differences[0][1]
+    archived = compare(*map(str, paths), metrics=["fid"], extractor="lenet-mnist", seed=0).differences[0][1]
+    assert archived.difference == pytest.approx(direct.difference, rel=1e-9)
+    assert (archived.low, archived.high, archived.p_value) == pytest.approx((direct.low, direct.high, direct.p_value))
+    with pytest.raises(InputError, match="never overwritten"):
+        evaluate(first, "mnist:test", ["fid"], save_features=paths[1], **common)
+    other_n = tmp_path / "small.safetensors"
+    evaluate(first, "mnist:test", ["fid"], save_features=other_n, **{**common, "num_samples": 500})
+    with pytest.raises(InputError, match="number of samples"):
+        compare(str(paths[0]), str(other_n), metrics=["fid"], extractor="lenet-mnist")

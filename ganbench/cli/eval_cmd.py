@@ -48,6 +48,8 @@ from ganbench.errors import GanbenchError, write_problem
                    "bootstrap on the features in memory; 0: none)  [default: 100]")
 @click.option("--ci", "level", type=float, default=None, metavar="LEVEL",
               help="Level of the confidence interval, e.g. 0.9  [default: 0.95]")
+@click.option("--save-features", type=click.Path(dir_okay=False), default=None, metavar="PATH",
+              help="Also keep the features in a new .safetensors archive (for `ganbench compare` later).")
 @click.option("--curve", is_flag=True,
               help="Also print fid-inf's / isc-inf's score at each subset size N beside their fitted line.")
 @click.option("--cross-check", is_flag=True,
@@ -56,7 +58,7 @@ from ganbench.errors import GanbenchError, write_problem
                    "isc and kid draw with rng=torch-fidelity).")
 def eval_cmd(metrics, input_, reference, source, num_samples, num_reference, extractor, weights, extra_weights,
              metric_options, batch_size, device, seed, json_path, force, model_name, no_record, no_cache, quiet,
-             replicates, level, curve, cross_check):
+             replicates, level, save_features, curve, cross_check):
     """Evaluate images or a generator with one or more metrics in one pass.
 
     \b
@@ -88,7 +90,7 @@ def eval_cmd(metrics, input_, reference, source, num_samples, num_reference, ext
             extra_weights=extra_weights, num_samples=num_samples,
             num_reference=num_reference, options=options, batch_size=batch_size, device=device, seed=seed,
             use_cache=not no_cache, progress=not quiet, record=False, model_name=model_name, source=source,
-            **_interval_settings(replicates, level))
+            save_features=save_features, **_interval_settings(replicates, level))
     if distributed()[0] != 0:
         return
     # the result is shown and written before the store, which may fail (then: Error, exit 2)
