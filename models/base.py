@@ -81,6 +81,8 @@ from ganbench.coercion import read_value
 from ganbench.errors import GanbenchError, UnknownNameError, first_line
 from ganbench.generative import GenerativeModel, LatentSpec
 from ganbench.registry import models
+from ganbench.search_space import (Choice, IntRange, LogUniform, Uniform, check_space,  # noqa: F401 -- re-exported for models
+                                   corners)
 
 TASKS = ("unconditional", "class-conditional", "paired translation", "unpaired translation",
          "text-to-image", "restoration", "representation learning")
@@ -277,6 +279,7 @@ class ModelInfo:
     test_steps: int = 300  # steps after which `tiny` on MNIST must clearly beat the untrained FID
     recipes: dict[str, TrainingRecipe] = field(default_factory=dict)  # dataset (or "default") -> recipe
     departures: tuple[tuple[str, str], ...] = ()  # (what differs from the paper, why)
+    search_space: dict[str, Any] = field(default_factory=dict)  # field -> range (ganbench.search_space)
 
     def defaults_for(self, dataset: str | None) -> dict[str, Any]:
         return dict(self.defaults.get(dataset or "", {}))
@@ -292,7 +295,8 @@ def register_model(name: str, *, config: type, paper: str, year: int, task: str,
                    defaults: dict[str, dict[str, Any]] | None = None, description: str = "",
                    reference_code: str | None = None, tiny: dict[str, Any] | None = None,
                    test_steps: int = 300, recipes: dict[str, TrainingRecipe] | None = None,
-                   departures: typing.Sequence[tuple[str, str]] = ()) -> Callable:
+                   departures: typing.Sequence[tuple[str, str]] = (),
+                   search_space: dict[str, Any] | None = None) -> Callable:
     """Decorator registering ``build(config) -> GANModel`` in ``ganbench.registry.models``.
 
     Args:
@@ -309,6 +313,8 @@ def register_model(name: str, *, config: type, paper: str, year: int, task: str,
             ``"default"`` for the others.
         departures: ``(what, why)`` pairs: where the implementation knowingly differs
             from the paper, each with its reason (``ganbench models show`` prints them).
+        search_space: the hyperparameters a study searches and their ranges
+            (:mod:`ganbench.search_space`); checked here, so an impossible range fails at import.
     """
     if task not in TASKS:
         raise GanbenchError(f"model {name!r}: task {task!r} is not one of {', '.join(TASKS)}")
@@ -321,8 +327,10 @@ def register_model(name: str, *, config: type, paper: str, year: int, task: str,
     if not all(isinstance(r, TrainingRecipe) for r in recipes.values()):
         raise GanbenchError(f"model {name!r}: recipes must map dataset names to TrainingRecipe")
     departures = tuple((str(what), str(why)) for what, why in departures)
+    search_space = dict(search_space or {})
+    check_search_space(config, search_space, name)
     info = ModelInfo(name, config, paper, year, task, arxiv, authors, defaults, description, reference_code,
-                     dict(tiny or {}), test_steps, recipes, departures)
+                     dict(tiny or {}), test_steps, recipes, departures, search_space)
 
     def decorate(build: Callable) -> Callable:
         build.model_info = info  # type: ignore[attr-defined]
@@ -335,6 +343,18 @@ def register_model(name: str, *, config: type, paper: str, year: int, task: str,
         return build
 
     return decorate
+
+
+def check_search_space(config: type[ModelConfig], space: dict[str, Any], model: str) -> None:
+    """Names are hyperparameters, ranges are possible, and the config accepts both ends of
+    every range (over its own defaults): one-line GanbenchError otherwise."""
+    check_space(space, config_fields(config), model)
+    for corner in corners(space):
+        try:
+            make_config(config, corner, model=model)
+        except GanbenchError as exc:
+            raise GanbenchError(f"model {model!r}: its search space reaches a value the model refuses: "
+                                f"{exc}") from None
 
 
 def model_info(name: str) -> ModelInfo:

@@ -49,7 +49,8 @@ from torch import nn
 
 from ganbench.errors import GanbenchError
 from ganbench.generative import GenerativeModel, LatentSpec
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, frozen, register_model
+from ganbench.models.base import (Batch, GANModel, LogUniform, ModelConfig, TrainContext, TrainingRecipe, Uniform,
+                                  frozen, register_model)
 
 
 @dataclass(frozen=True)
@@ -224,6 +225,10 @@ _PAPER_64 = {"image_size": 64, "channels": 3}
               "cifar10": {"image_size": 32, "channels": 3}, "celeba": _PAPER_64},
     description="auto-encoder D with L1 loss, equilibrium k_t (gamma 0.5, lambda_k 0.001), M_global",
     reference_code="https://github.com/carpedm20/BEGAN-tensorflow (n, N_z, beta1, lr schedule, batch)",
+    # Lucic et al. 2018's wide ranges (ganbench.search_space); gamma from 0.01, not 0 (gamma = 0
+    # asks G for a zero auto-encoder loss; the config refuses it)
+    search_space={"lr": LogUniform(1e-5, 1e-2), "beta1": Uniform(0.0, 1.0), "lambda_k": LogUniform(1e-4, 1e-2),
+                  "gamma": Uniform(0.01, 1.0)},
     recipes={"default": TrainingRecipe(batch_size=16, source="carpedm20/BEGAN-tensorflow config.py: batch_size "
                                                              "16 (a reference implementation, not the authors')")},
     departures=[

@@ -29,7 +29,8 @@ from torch import nn
 from ganbench.errors import GanbenchError
 from ganbench.generative import GenerativeModel, LatentSpec
 from ganbench.models.losses import gan_d_loss, gan_g_loss, init_normal_
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, frozen, register_model
+from ganbench.models.base import (Batch, GANModel, LogUniform, ModelConfig, TrainContext, TrainingRecipe, Uniform,
+                                  frozen, register_model)
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,8 @@ _PAPER_64 = {"image_size": 64}
               "cifar10": {**_PAPER_64, "channels": 3}, "celeba": {**_PAPER_64, "channels": 3}},
     description="Conv-transpose G with BatchNorm/ReLU/tanh, strided-conv D with LeakyReLU 0.2",
     reference_code="https://github.com/pytorch/examples/tree/main/dcgan (widths, init)",
+    # Lucic et al. 2018's wide ranges (ganbench.search_space)
+    search_space={"lr_g": LogUniform(1e-5, 1e-2), "lr_d": LogUniform(1e-5, 1e-2), "beta1": Uniform(0.0, 1.0)},
     recipes={"default": TrainingRecipe(batch_size=128, source="Radford et al. Sec. 4: mini-batch SGD with a "
                                                               "mini-batch size of 128")},
     departures=[

@@ -39,7 +39,8 @@ from torch import nn
 from ganbench.errors import GanbenchError
 from ganbench.generative import GenerativeModel, LatentSpec
 from ganbench.models.losses import gan_d_loss, gan_g_loss
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, frozen, register_model
+from ganbench.models.base import (Batch, GANModel, LogUniform, ModelConfig, TrainContext, TrainingRecipe, Uniform,
+                                  frozen, register_model)
 
 
 @dataclass(frozen=True)
@@ -224,6 +225,8 @@ _MNIST = {"image_size": 28}
     defaults={"mnist": _MNIST, "fashion-mnist": _MNIST, "digits": _MNIST},
     description="MLP generator and maxout MLP discriminator with dropout; non-saturating loss",
     reference_code="https://github.com/goodfeli/adversarial (mnist.yaml)",
+    # searched draws train with Adam, as every model of Lucic et al. 2018; their wide ranges
+    search_space={"optimizer": "adam", "lr": LogUniform(1e-5, 1e-2), "beta1": Uniform(0.0, 1.0)},
     recipes={"default": TrainingRecipe(batch_size=100, source="goodfeli/adversarial mnist.yaml: SGD batch_size 100")},
     departures=[
         ("trains on all 60,000 MNIST training images; mnist.yaml trains on the first 50,000 and keeps "

@@ -40,7 +40,8 @@ from torch import nn
 from ganbench.errors import GanbenchError
 from ganbench.generative import GenerativeModel, LatentSpec
 from ganbench.models.losses import init_normal_
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, frozen, register_model
+from ganbench.models.base import (Batch, GANModel, LogUniform, ModelConfig, TrainContext, TrainingRecipe, Uniform,
+                                  frozen, register_model)
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,8 @@ _PAPER_64 = {"image_size": 64, "channels": 3}
               "cifar10": _PAPER_64, "celeba": _PAPER_64},
     description="least-squares losses (0-1-1 coding), 3x3 transposed-conv G, 5x5 conv D, Adam 1e-3",
     reference_code="https://github.com/xudonmao/LSGAN (vgg.py, train_lsun.py)",
+    # Lucic et al. 2018's wide ranges (ganbench.search_space)
+    search_space={"lr": LogUniform(1e-5, 1e-2), "beta1": Uniform(0.0, 1.0)},
     recipes={"default": TrainingRecipe(batch_size=64, source="xudonmao/LSGAN train_lsun.py: batch_size 64")},
     departures=[
         ("the 112 x 112 LSUN networks with their widest stride-2 stages dropped: MNIST-like data at 28 px, "

@@ -35,7 +35,8 @@ from torch import nn
 
 from ganbench.errors import GanbenchError
 from ganbench.generative import GenerativeModel, LatentSpec
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, register_model
+from ganbench.models.base import (Batch, GANModel, LogUniform, ModelConfig, TrainContext, TrainingRecipe,
+                                  register_model)
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,8 @@ _MNIST = {"image_size": 28}
               "cifar10": {"image_size": 32, "channels": 3, "decoder": "gaussian"},
               "celeba": {"image_size": 64, "channels": 3, "decoder": "gaussian"}},
     description="Non-adversarial baseline: MLP VAE (500 tanh units, 20-d z), Bernoulli decoder, ELBO",
+    # searched draws train with Adam (Lucic et al. 2018: learning rate log-uniform on [1e-5, 1e-2])
+    search_space={"optimizer": "adam", "lr": LogUniform(1e-5, 1e-2)},
     recipes={"default": TrainingRecipe(batch_size=100, source="Kingma & Welling Sec. 5: minibatches of size "
                                                               "M = 100, L = 1")},
     departures=[

@@ -32,7 +32,8 @@ import torch
 from torch import nn
 
 from ganbench.errors import GanbenchError
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, frozen, register_model
+from ganbench.models.base import (Batch, GANModel, IntRange, LogUniform, ModelConfig, TrainContext, TrainingRecipe,
+                                  frozen, register_model)
 from ganbench.models.dcgan import Discriminator, Generator, base_size
 from ganbench.models.losses import init_normal_
 
@@ -129,6 +130,8 @@ _PAPER_64 = {"image_size": 64, "channels": 3}
               "cifar10": _PAPER_64, "celeba": _PAPER_64},
     description="DCGAN G and critic (no sigmoid), weight clipping c=0.01, RMSProp 5e-5, n_critic=5",
     reference_code="https://github.com/martinarjovsky/WassersteinGAN (main.py: schedule, DCGAN_D/G)",
+    # Lucic et al. 2018's wide ranges (ganbench.search_space); RMSProp has no beta1
+    search_space={"lr": LogUniform(1e-5, 1e-2), "clip": LogUniform(1e-3, 1.0), "n_critic": IntRange(1, 5)},
     recipes={"default": TrainingRecipe(batch_size=64, source="Arjovsky et al. Algorithm 1 (m = 64); "
                                                              "martinarjovsky/WassersteinGAN main.py --batchSize 64")},
     departures=[

@@ -51,8 +51,8 @@ from torch import nn
 from ganbench.errors import GanbenchError
 from ganbench.generative import GenerativeModel, LatentSpec
 from ganbench.models import projection
-from ganbench.models.base import (Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, frozen,
-                                  register_model)
+from ganbench.models.base import (Batch, GANModel, IntRange, LogUniform, ModelConfig, TrainContext, TrainingRecipe,
+                                  Uniform, frozen, register_model)
 from ganbench.models.losses import gradient_penalty
 
 ARCHS = ("dcgan", "resnet")
@@ -236,6 +236,9 @@ DEPARTURES = [
                 "DCGAN-like nets with Adam 1e-4 (0, 0.9), CIFAR-10: the ResNet with Adam 2e-4 (0, 0.9), decay",
     reference_code="https://github.com/igul222/improved_wgan_training "
                    "(gan_mnist/gan_cifar/gan_64x64/gan_cifar_resnet.py)",
+    # Lucic et al. 2018's wide ranges (ganbench.search_space)
+    search_space={"lr": LogUniform(1e-5, 1e-2), "beta1": Uniform(0.0, 1.0), "gp_lambda": LogUniform(0.1, 100.0),
+                  "n_critic": IntRange(1, 5)},
     recipes=RECIPES, departures=DEPARTURES,
     # tests: narrow nets, gan_cifar.py's BatchNorm in G and a faster learning rate
     tiny={"g_channels": 8, "d_channels": 8, "z_dim": 32, "g_batchnorm": True, "lr": 1e-3},
