@@ -89,6 +89,11 @@ class TrainResult:
     out: Path | None
     checkpoint: Path | None
     seconds: float
+    real_images: int = 0  # real images the discriminator saw (batches drawn x batch size), resumed runs included
+
+
+class TrainingDiverged(GanbenchError):
+    """The losses became NaN or infinite."""
 
 
 # keys a resumed run must share with its checkpoint (the later ones only when recorded)
@@ -308,7 +313,7 @@ class _Run:
                 if (o.log_every and done % o.log_every == 0) or last:
                     losses = {k: float(v) for k, v in raw.items()}
                     if not all(math.isfinite(v) for v in losses.values()):
-                        raise GanbenchError(f"{o.model} diverged at step {done}: losses {losses}")
+                        raise TrainingDiverged(f"{o.model} diverged at step {done}: losses {losses}")
                     now = time.perf_counter()
                     rate = steps_since_log / max(now - t_log, 1e-9)
                     t_log, steps_since_log = now, 0
@@ -336,7 +341,8 @@ class _Run:
             if close is not None:
                 close()
         generator = ema if ema is not None else model.generator
-        return TrainResult(model, generator, o.steps, losses, out, checkpoint, time.perf_counter() - t_start)
+        return TrainResult(model, generator, o.steps, losses, out, checkpoint, time.perf_counter() - t_start,
+                           ctx.real_batches_drawn * self.recipe.batch_size)
 
     def _save(self, model, ema, ctx, config, step: int) -> Path:
         tensors, extra = collect_state(model, ema, ctx)

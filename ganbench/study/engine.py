@@ -1,0 +1,606 @@
+"""The study engine: Optuna storage, trial queue, workers.
+
+Layout in the Optuna storage (SQLite under ``GANBENCH_HOME`` by default, or any SQLAlchemy
+URL shared by many machines):
+
+* ``ganbench:NAME``: the protocol study; its user attribute ``protocol`` (JSON) is what
+  ``study create`` was given, ``untrained:MODEL`` the untrained generator's value.
+* ``ganbench:NAME:MODEL``: one Optuna study per model, one trial per hyperparameter draw;
+  the draw's seeds run inside the trial, its value is their mean (the report reads the
+  per-seed results from the trial's ``runs`` attribute).
+
+``study create`` enqueues every draw as a waiting trial: draw 0 with the model's default
+configuration, draws 1..N with values drawn at creation by Optuna's sampler (``random``,
+the study's protocol; ``grid``), so a restart never changes the draws; with ``tpe`` the
+draws are placeholders whose values Optuna's TPE sampler suggests when a worker takes
+them (adaptive, so not reproducible across different worker schedules).
+
+A worker takes a waiting trial atomically (Optuna's state change from WAITING to RUNNING
+succeeds for exactly one worker), keeps a heartbeat while it runs, and completes it.
+A trial whose worker was killed stops beating; after the grace period the next worker to
+look fails it and re-enqueues a copy with the same draw (Optuna's
+``RetryHeartbeatStaleTrialCallback``), so it is retried, never lost, and never counted twice (the
+report takes the completed trial of each draw). Each seed's run keeps its folder
+(``RUNS/NAME/MODEL/draw-NNN/seed-S``) with a checkpoint and a ``done.json``, so a retried
+draw on the same machine resumes instead of starting over.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import optuna
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
+from optuna.trial import TrialState
+
+from ganbench.errors import GanbenchError, InputError, first_line
+from ganbench.search_space import Choice, IntRange, LogUniform, Uniform, from_json, is_range, to_json
+
+PREFIX = "ganbench:"
+HEARTBEAT_S = 60  # seconds between a running trial's heartbeats
+GRACE_FACTOR = 3  # a trial without a heartbeat for this many intervals is failed and retried
+MAX_RETRY = 2  # retries of a draw whose worker died or raised
+SAMPLERS = ("random", "grid", "tpe")
+SCALES = ("tiny", "paper")
+GRID_POINTS = 3  # values per continuous range on a grid: both ends and the (geometric) middle
+# protocol fields that identify a study; the others (command, versions, created) describe it
+IDENTITY = ("models", "dataset", "split", "metric", "extractor", "num_samples", "steps", "batch_size", "seeds",
+            "trials", "sampler", "scale", "study_seed", "search_spaces")
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+# heartbeats and fail_stale_trials are marked experimental; the study relies on them knowingly
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+@dataclass(frozen=True)
+class StudySettings:
+    """What ``ganbench study create`` is given."""
+
+    name: str
+    models: tuple[str, ...]
+    dataset: str = "mnist"
+    metric: str = "fid"
+    extractor: str | None = None  # None: the dataset's shipped classifier (lenet-*), else Inception
+    num_samples: int = 2000  # generated and reference (test split) images per evaluation
+    steps: int = 2000  # generator steps per run
+    seeds: int = 2  # training seeds per draw
+    trials: int = 20  # random draws per model besides draw 0 (the default configuration)
+    sampler: str = "random"
+    scale: str = "tiny"  # "tiny": each model's small configuration, batch 64, raw G; "paper": paper recipe
+    batch_size: int | None = None  # None: 64 at scale tiny, the paper recipe's at scale paper
+    study_seed: int = 0  # seeds the draws
+    space_overrides: tuple[tuple[str, Any], ...] = ()  # ("model.field" or "field", range or value)
+
+
+# ----------------------------------------------------------------------------- storage
+def default_storage() -> str:
+    from ganbench.thirdparty.registry_file import home_dir
+
+    return f"sqlite:///{home_dir() / 'studies.sqlite'}"
+
+
+def storage_url(location: str | None) -> str:
+    """A database URL; a plain path is an SQLite file."""
+    if not location:
+        return default_storage()
+    return location if "://" in location else f"sqlite:///{Path(location).expanduser().resolve()}"
+
+
+def open_storage(location: str | None = None, *, heartbeat: int = HEARTBEAT_S) -> RDBStorage:
+    """Optuna's RDB storage with heartbeats and retries; one-line error when unreachable."""
+    from ganbench.leaderboards.store import _redact
+
+    url = storage_url(location)
+    engine_kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {}
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat,
+                          grace_period=GRACE_FACTOR * heartbeat,
+                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
+    except Exception as exc:  # noqa: BLE001 -- drivers raise anything: one line for the user
+        raise GanbenchError(f"cannot open study storage {_redact(url)}: {first_line(exc)}") from None
+
+
+def _load(storage: RDBStorage, study_name: str) -> optuna.Study | None:
+    try:
+        return optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        return None
+
+
+def load_protocol(storage: RDBStorage, name: str) -> dict[str, Any]:
+    study = _load(storage, PREFIX + name)
+    if study is None or "protocol" not in study.user_attrs:
+        known = [s.study_name[len(PREFIX):] for s in optuna.get_all_study_summaries(storage)
+                 if s.study_name.startswith(PREFIX) and s.study_name.count(":") == 1]
+        from ganbench.errors import UnknownNameError
+
+        raise UnknownNameError("study", name, known)
+    protocol = json.loads(study.user_attrs["protocol"])
+    protocol["untrained"] = {k.split(":", 1)[1]: v for k, v in study.user_attrs.items()
+                             if k.startswith("untrained:")}
+    return protocol
+
+
+def model_study(storage: RDBStorage, name: str, model: str) -> optuna.Study:
+    return optuna.load_study(study_name=f"{PREFIX}{name}:{model}", storage=storage)
+
+
+# ----------------------------------------------------------------------------- create
+def build_protocol(settings: StudySettings, command: str) -> dict[str, Any]:
+    """Validate the settings (one-line errors) and return the study's protocol."""
+    s = settings
+    _check_numbers(s)
+    direction = _metric_direction(s.metric)
+    from ganbench.data import dataset_info
+
+    dataset_info(s.dataset)  # unknown dataset: UnknownNameError with a suggestion
+    extractor = s.extractor or _default_extractor(s.dataset)
+    from ganbench.registry import feature_extractors
+
+    feature_extractors.entry(extractor)
+    spaces = {model: to_json(search_space(model, s.space_overrides)) for model in s.models}
+    return {"name": s.name, "models": list(s.models), "dataset": s.dataset, "split": "test", "metric": s.metric,
+            "higher_is_better": direction, "extractor": extractor, "num_samples": s.num_samples,
+            "steps": s.steps, "batch_size": _batch_size(s), "seeds": list(range(s.seeds)), "trials": s.trials,
+            "sampler": s.sampler, "scale": s.scale, "study_seed": s.study_seed, "search_spaces": spaces,
+            "generator": "raw" if s.scale == "tiny" else "paper recipe", "command": command,
+            "versions": _versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def _check_numbers(s: StudySettings) -> None:
+    if not s.name or ":" in s.name or "/" in s.name:
+        raise GanbenchError(f"study name must be non-empty without ':' or '/', got {s.name!r}")
+    if not s.models:
+        raise GanbenchError("a study needs at least one model (--models a,b,c)")
+    if len(set(s.models)) != len(s.models):
+        raise GanbenchError(f"--models lists a model twice: {', '.join(s.models)}")
+    if s.trials < 1 or s.seeds < 1 or s.steps < 1:
+        raise GanbenchError(f"--trials, --seeds and --steps must be at least 1, got {s.trials}, {s.seeds}, {s.steps}")
+    if s.num_samples < 2:
+        raise GanbenchError(f"--num-samples must be at least 2, got {s.num_samples}")
+    if s.sampler not in SAMPLERS or s.scale not in SCALES:
+        raise GanbenchError(f"--sampler must be one of {', '.join(SAMPLERS)} and --scale one of "
+                            f"{', '.join(SCALES)}, got {s.sampler!r} / {s.scale!r}")
+
+
+def _metric_direction(metric: str) -> bool:
+    """True when higher is better; refuses metrics without a value of their own name."""
+    from ganbench.registry import metrics
+
+    higher = metrics.metadata(metric).get("higher_is_better", {})
+    if metric not in higher:
+        raise GanbenchError(f"metric {metric!r} has no single value named {metric!r} to optimise "
+                            f"(its outputs: {', '.join(higher) or 'none'}); use fid, kid, isc, ...")
+    return bool(higher[metric])
+
+
+def _default_extractor(dataset: str) -> str:
+    from ganbench.evaluation import DEFAULT_EXTRACTOR
+    from ganbench.leaderboards.reproduce import EXTRACTORS
+
+    return EXTRACTORS.get(dataset, DEFAULT_EXTRACTOR)
+
+
+def _batch_size(s: StudySettings) -> int | None:
+    return s.batch_size if s.batch_size is not None else (64 if s.scale == "tiny" else None)
+
+
+def _versions() -> dict[str, str]:
+    import torch
+
+    import ganbench
+
+    return {"ganbench": ganbench.__version__, "torch": torch.__version__, "optuna": optuna.__version__}
+
+
+def search_space(model: str, overrides: tuple[tuple[str, Any], ...] = ()) -> dict[str, Any]:
+    """The model's declared space with the study's ``--space`` overrides applied
+    (``model.field`` for one model, ``field`` for every model that has it), checked."""
+    from ganbench.models.base import check_search_space, config_fields, model_info
+
+    info = model_info(model)
+    if not info.search_space:
+        raise GanbenchError(f"model {model!r} declares no search space (register_model(search_space=...))")
+    space = dict(info.search_space)
+    fields = config_fields(info.config)
+    for key, value in overrides:
+        target, _, field = key.rpartition(".")
+        if target == model or (not target and field in fields):
+            space[field] = value
+    check_search_space(info.config, space, model)
+    return space
+
+
+def check_overrides(models: tuple[str, ...], overrides: tuple[tuple[str, Any], ...]) -> None:
+    """Every ``--space`` names a study model's hyperparameter (else a one-line error)."""
+    from ganbench.models.base import config_fields, model_info
+
+    for key, _ in overrides:
+        target, _, field = key.rpartition(".")
+        owners = [target] if target else [m for m in models if field in config_fields(model_info(m).config)]
+        if target and target not in models:
+            raise GanbenchError(f"--space {key}: {target!r} is not one of the study's models")
+        if not owners or field not in config_fields(model_info(owners[0]).config):
+            raise GanbenchError(f"--space {key}: no study model has a hyperparameter {field!r}")
+
+
+def create_study(settings: StudySettings, storage: RDBStorage, *, command: str = "") -> tuple[dict, bool]:
+    """Declare the study (enqueue every draw); (protocol, created). An existing study with
+    the same protocol is left as it is; one with a different protocol is refused."""
+    check_overrides(settings.models, settings.space_overrides)
+    protocol = build_protocol(settings, command)
+    existing = _load(storage, PREFIX + settings.name)
+    if existing is not None and "protocol" in existing.user_attrs:
+        _refuse_different(settings.name, json.loads(existing.user_attrs["protocol"]), protocol)
+        return load_protocol(storage, settings.name), False
+    for model in settings.models:  # a create that died half-way left model studies: redo them
+        if _load(storage, f"{PREFIX}{settings.name}:{model}") is not None:
+            optuna.delete_study(study_name=f"{PREFIX}{settings.name}:{model}", storage=storage)
+        _enqueue_draws(storage, settings, protocol, model)
+    meta = existing or optuna.create_study(study_name=PREFIX + settings.name, storage=storage)
+    meta.set_user_attr("protocol", json.dumps(protocol))
+    return protocol, True
+
+
+def _refuse_different(name: str, old: dict[str, Any], new: dict[str, Any]) -> None:
+    diffs = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in IDENTITY if old.get(k) != new.get(k)]
+    if diffs:
+        shown = "; ".join(d if len(d) < 120 else d[:117] + "..." for d in diffs)
+        raise GanbenchError(f"study {name!r} exists with a different protocol ({shown}); choose another name "
+                            f"(studies under different protocols are never mixed)")
+
+
+def _enqueue_draws(storage: RDBStorage, s: StudySettings, protocol: dict, model: str) -> None:
+    space = from_json(protocol["search_spaces"][model])
+    direction = "maximize" if protocol["higher_is_better"] else "minimize"
+    study = optuna.create_study(study_name=f"{PREFIX}{s.name}:{model}", storage=storage, direction=direction,
+                                sampler=_sampler(s.sampler, space, s.study_seed))
+    study.enqueue_trial({}, user_attrs={"draw": 0})
+    seed = s.study_seed * 1000 + protocol["models"].index(model)
+    for draw, params in enumerate(draw_values(space, s.trials, s.sampler, seed), start=1):
+        study.enqueue_trial(params or {}, user_attrs={"draw": draw, "searched": True})
+
+
+def draw_values(space: dict[str, Any], n: int, sampler: str, seed: int) -> list[dict[str, Any] | None]:
+    """``n`` draws of the ranges of ``space`` by Optuna's sampler (None for each with
+    ``tpe``: suggested when run)."""
+    if sampler == "tpe":
+        return [None] * n
+    distributions = {k: distribution(v) for k, v in space.items() if is_range(v)}
+    if sampler == "grid":
+        points = math.prod(len(grid_values(v)) for v in space.values() if is_range(v))
+        if n > points:
+            raise GanbenchError(f"the grid has {points} points; --trials {n} exceeds it (use --sampler random)")
+    memory = optuna.create_study(sampler=_sampler(sampler, space, seed))
+    return [memory.ask(distributions).params for _ in range(n)]
+
+
+def _sampler(name: str, space: dict[str, Any], seed: int) -> optuna.samplers.BaseSampler:
+    if name == "grid":
+        return optuna.samplers.GridSampler({k: grid_values(v) for k, v in space.items() if is_range(v)}, seed=seed)
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def distribution(value: Any) -> optuna.distributions.BaseDistribution:
+    if isinstance(value, Choice):
+        return optuna.distributions.CategoricalDistribution(value.values)
+    if isinstance(value, IntRange):
+        return optuna.distributions.IntDistribution(value.low, value.high)
+    return optuna.distributions.FloatDistribution(value.low, value.high, log=isinstance(value, LogUniform))
+
+
+def grid_values(value: Any) -> list[Any]:
+    if isinstance(value, Choice):
+        return list(value.values)
+    if isinstance(value, IntRange):
+        return list(range(value.low, value.high + 1))
+    if isinstance(value, LogUniform):
+        return [value.low, math.sqrt(value.low * value.high), value.high]
+    assert isinstance(value, Uniform)
+    return [value.low, (value.low + value.high) / 2, value.high]
+
+
+# ----------------------------------------------------------------------------- run
+@dataclass
+class Claimed:
+    model: str
+    study: optuna.Study
+    trial_id: int
+    draw: int
+
+
+def claim_next(storage: RDBStorage, protocol: dict[str, Any]) -> Claimed | None:
+    """Take the next waiting trial (lowest draw first, models interleaved, so a study cut
+    short covers every model alike); None when none is waiting."""
+    waiting = []
+    for model in protocol["models"]:
+        study = model_study(storage, protocol["name"], model)
+        fail_stale_trials(study)
+        for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            waiting.append((t.user_attrs.get("draw", 0), protocol["models"].index(model), model, study, t))
+    for draw, _, model, study, t in sorted(waiting, key=lambda w: (w[0], w[1], w[4].number)):
+        try:
+            if storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):  # noqa: SLF001
+                return Claimed(model, study, t._trial_id, draw)  # noqa: SLF001
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue
+    return None
+
+
+def running_trials(storage: RDBStorage, protocol: dict[str, Any]) -> int:
+    return sum(len(model_study(storage, protocol["name"], m).get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+               for m in protocol["models"])
+
+
+class Heartbeat:
+    """Record a trial's heartbeat every ``interval`` seconds in a thread while in use."""
+
+    def __init__(self, storage: RDBStorage, trial_id: int, interval: int):
+        self.storage, self.trial_id, self.interval = storage, trial_id, interval
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True)
+
+    def _beat(self) -> None:
+        while True:
+            try:
+                self.storage.record_heartbeat(self.trial_id)
+            except Exception:  # noqa: BLE001 -- a missed beat is retried; the trial goes on
+                pass
+            if self.stop.wait(self.interval):
+                return
+
+    def __enter__(self) -> "Heartbeat":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def run_worker(name: str, location: str | None = None, *, runs: str | Path = "runs/studies", device: str = "cpu",
+               heartbeat: int = HEARTBEAT_S, max_trials: int | None = None, log=print) -> int:
+    """Run waiting trials of study ``name`` until none is left (waiting for the running
+    ones of dead workers to time out and come back); the number of trials this worker ran."""
+    storage = open_storage(location, heartbeat=heartbeat)
+    protocol = load_protocol(storage, name)
+    done = 0
+    while max_trials is None or done < max_trials:
+        claimed = claim_next(storage, protocol)
+        if claimed is None:
+            if running_trials(storage, protocol) == 0:
+                break
+            time.sleep(min(heartbeat, 10))  # a running trial may yet fail and come back
+            continue
+        with Heartbeat(storage, claimed.trial_id, heartbeat):
+            run_trial(storage, protocol, claimed, Path(runs), device, log)
+        done += 1
+    return done
+
+
+def run_trial(storage: RDBStorage, protocol: dict[str, Any], claimed: Claimed, runs: Path, device: str, log) -> None:
+    """Train and evaluate every seed of the claimed draw; complete the trial (or fail it,
+    which re-enqueues it up to MAX_RETRY times)."""
+    trial = optuna.trial.Trial(claimed.study, claimed.trial_id)
+    try:
+        params = suggest(trial, from_json(protocol["search_spaces"][claimed.model])) if claimed.draw else {}
+        untrained = untrained_value(storage, protocol, claimed.model, device)
+        results = [run_seed(protocol, claimed.model, claimed.draw, seed, params, runs, device, untrained)
+                   for seed in protocol["seeds"]]
+    except Exception as exc:  # noqa: BLE001 -- any failure: record it, retry the draw, keep the worker alive
+        log(f"{claimed.model} draw {claimed.draw}: FAILED: {first_line(exc)}")
+        trial.set_user_attr("error", first_line(exc))
+        claimed.study.tell(trial, state=TrialState.FAIL)
+        RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)(claimed.study, storage.get_trial(claimed.trial_id))
+        return
+    trial.set_user_attr("params", params)
+    trial.set_user_attr("runs", results)
+    claimed.study.tell(trial, draw_value(results, untrained))
+    log(f"{claimed.model} draw {claimed.draw}: " + ", ".join(
+        f"seed {r['seed']} {r['outcome']} {r['value']:.4g}" for r in results) + f" ({progress(storage, protocol)})")
+
+
+def progress(storage: RDBStorage, protocol: dict[str, Any]) -> str:
+    done = sum(model_study(storage, protocol["name"], m).get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+               .__len__() for m in protocol["models"])
+    return f"{done}/{len(protocol['models']) * (protocol['trials'] + 1)} draws done"
+
+
+def suggest(trial: optuna.trial.Trial, space: dict[str, Any]) -> dict[str, Any]:
+    """The draw's values: Optuna returns the values enqueued at creation (random, grid)
+    or asks the sampler (tpe); fixed values of the space are added."""
+    params = {}
+    for name, value in space.items():
+        if isinstance(value, Choice):
+            params[name] = trial.suggest_categorical(name, value.values)
+        elif isinstance(value, IntRange):
+            params[name] = trial.suggest_int(name, value.low, value.high)
+        elif is_range(value):
+            params[name] = trial.suggest_float(name, value.low, value.high, log=isinstance(value, LogUniform))
+        else:
+            params[name] = value
+    return params
+
+
+def draw_value(results: list[dict[str, Any]], untrained: float) -> float:
+    """The draw's score: the mean over its seeds, a run that did not finish counting as
+    the untrained generator (it learned nothing)."""
+    return sum(r["value"] if r["outcome"] == "ok" else untrained for r in results) / len(results)
+
+
+def run_dir(runs: Path, protocol: dict[str, Any], model: str, draw: int, seed: int) -> Path:
+    return runs / protocol["name"] / model / f"draw-{draw:03d}" / f"seed-{seed}"
+
+
+def run_overrides(protocol: dict[str, Any], model: str, params: dict[str, Any]) -> dict[str, Any]:
+    from ganbench.models.base import model_info
+
+    tiny = dict(model_info(model).tiny) if protocol["scale"] == "tiny" else {}
+    return {**tiny, **params}
+
+
+def run_seed(protocol: dict[str, Any], model: str, draw: int, seed: int, params: dict[str, Any], runs: Path,
+             device: str, untrained: float) -> dict[str, Any]:
+    """Train one run and evaluate it; its record (kept in the run folder's done.json)."""
+    folder = run_dir(runs, protocol, model, draw, seed)
+    done = folder / "done.json"
+    if done.is_file():
+        record = json.loads(done.read_text())
+        if record.get("params") == params:
+            return record
+    t0 = time.perf_counter()
+    outcome, value, images = train_and_evaluate(protocol, model, draw, seed, params, folder, device)
+    record = {"seed": seed, "value": value, "outcome": outcome, "learned": learned(value, untrained, protocol)
+              if outcome == "ok" else False, "params": params, "seconds": round(time.perf_counter() - t0, 2),
+              "images": images, "steps": protocol["steps"]}
+    folder.mkdir(parents=True, exist_ok=True)
+    from ganbench.atomic import atomic_write_text
+
+    atomic_write_text(done, json.dumps(record) + "\n")
+    return record
+
+
+def train_and_evaluate(protocol: dict[str, Any], model: str, draw: int, seed: int, params: dict[str, Any],
+                       folder: Path, device: str) -> tuple[str, float, int]:
+    """(outcome, value, real images seen): "diverged" when the losses or the samples are
+    not finite, NaN value."""
+    from ganbench.training import TrainingDiverged, train
+
+    steps = protocol["steps"]
+    try:
+        result = train(model, protocol["dataset"], steps=steps, batch_size=protocol["batch_size"],
+                       ema=0.0 if protocol["scale"] == "tiny" else None, seed=seed, device=device,
+                       out=str(folder), resume=True, overrides=run_overrides(protocol, model, params),
+                       sample_every=0, checkpoint_every=max(steps // 4, 1), progress=False)
+    except TrainingDiverged:
+        return "diverged", math.nan, 0
+    try:
+        value = evaluate_run(protocol, model, draw, seed, params, result.checkpoint)
+    except InputError as exc:  # the generator's samples are NaN/Inf
+        if "NaN" not in str(exc):
+            raise
+        return "diverged", math.nan, result.real_images
+    return ("ok" if math.isfinite(value) else "diverged"), value, result.real_images
+
+
+def evaluate_run(protocol: dict[str, Any], model: str, draw: int, seed: int, params: dict[str, Any],
+                 generator: Any) -> float:
+    """The study's metric on the held-out split; recorded in the results store with the
+    study's name and the draw's values in its tags."""
+    from ganbench.evaluation import evaluate
+
+    tags = {"study": protocol["name"], "draw": draw, "hparams": json.dumps(params, sort_keys=True),
+            "scale": protocol["scale"], "train_steps": protocol["steps"], "train_seed": seed}
+    n = protocol["num_samples"]
+    result = evaluate(str(generator) if isinstance(generator, Path) else generator,
+                      f"{protocol['dataset']}:{protocol['split']}", [protocol["metric"]],
+                      extractor=protocol["extractor"], num_samples=n, num_reference=n, seed=seed, device=None,
+                      progress=False, record=isinstance(generator, Path), model_name=model, tags=tags,
+                      options=_metric_options(protocol["metric"], n), bootstrap=0)
+    return float(result.values[protocol["metric"]])
+
+
+def _metric_options(metric: str, n: int) -> dict[str, dict[str, Any]]:
+    return {"kid": {"subset_size": min(1000, n)}} if metric == "kid" else {}
+
+
+def learned(value: float, untrained: float, protocol: dict[str, Any]) -> bool:
+    from ganbench.study import LEARNED_FRACTION
+
+    if protocol["higher_is_better"]:
+        return value > untrained / LEARNED_FRACTION
+    return value < LEARNED_FRACTION * untrained
+
+
+def untrained_value(storage: RDBStorage, protocol: dict[str, Any], model: str, device: str) -> float:
+    """The metric of the model's untrained generator (draw 0's configuration, seed 0),
+    computed once per study and kept with the protocol."""
+    meta = _load(storage, PREFIX + protocol["name"])
+    key = f"untrained:{model}"
+    if key in meta.user_attrs:
+        return float(meta.user_attrs[key])
+    import torch
+
+    from ganbench.data import dataset_info, parse_name
+    from ganbench.models.base import create_model, resolve_config
+
+    config = resolve_config(model, parse_name(protocol["dataset"]).key, run_overrides(protocol, model, {}),
+                            data=dataset_info(protocol["dataset"]))
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        generator = create_model(model, config).generator.eval()
+    value = evaluate_run(protocol, model, -1, 0, {}, generator)
+    meta.set_user_attr(key, value)
+    return value
+
+
+# ----------------------------------------------------------------------------- read
+def iter_trials(storage: RDBStorage, protocol: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    for model in protocol["models"]:
+        for t in model_study(storage, protocol["name"], model).get_trials(deepcopy=False):
+            yield model, t
+
+
+def trial_frame(storage: RDBStorage, protocol: dict[str, Any]):
+    """The study's runs as the report reads them (ganbench.study): one row per run of
+    each draw's completed trial (the first, should a draw ever complete twice); a draw
+    whose retries all failed gives rows with outcome "failed"."""
+    import pandas as pd
+
+    rows, seen = [], set()
+    final_failures = {}
+    for model, t in iter_trials(storage, protocol):
+        draw = t.user_attrs.get("draw", 0)
+        if t.state == TrialState.COMPLETE and (model, draw) not in seen:
+            seen.add((model, draw))
+            rows += [_run_row(model, draw, t.number, r) for r in t.user_attrs.get("runs", [])]
+        elif t.state == TrialState.FAIL and len(t.system_attrs.get("retry_history", [])) >= MAX_RETRY:
+            final_failures[(model, draw)] = t
+    for (model, draw), t in final_failures.items():
+        if (model, draw) not in seen:
+            failed = {"value": math.nan, "outcome": "failed", "learned": False, "params": t.params}
+            rows += [_run_row(model, draw, t.number, {"seed": s, **failed}) for s in protocol["seeds"]]
+    columns = ["model", "draw", "seed", "value", "outcome", "learned", "params", "seconds", "images", "steps", "trial"]
+    return pd.DataFrame(rows, columns=columns).sort_values(["model", "draw", "seed"], ignore_index=True)
+
+
+def _run_row(model: str, draw: int, number: int, run: dict[str, Any]) -> dict[str, Any]:
+    return {"model": model, "draw": draw, "seed": run["seed"], "value": run["value"], "outcome": run["outcome"],
+            "learned": bool(run["learned"]), "params": json.dumps(run.get("params", {}), sort_keys=True),
+            "seconds": run.get("seconds", 0.0), "images": run.get("images", 0), "steps": run.get("steps", 0),
+            "trial": number}
+
+
+def status_frame(storage: RDBStorage, protocol: dict[str, Any]):
+    """Per model: draws done, running, waiting, failed for good, of the draws declared."""
+    import pandas as pd
+
+    rows = []
+    for model in protocol["models"]:
+        trials = model_study(storage, protocol["name"], model).get_trials(deepcopy=False)
+        count = {state: sum(t.state == state for t in trials) for state in TrialState}
+        failed_for_good = sum(t.state == TrialState.FAIL and len(t.system_attrs.get("retry_history", [])) >= MAX_RETRY
+                              for t in trials)
+        rows.append({"model": model, "draws": protocol["trials"] + 1, "done": count[TrialState.COMPLETE],
+                     "running": count[TrialState.RUNNING], "waiting": count[TrialState.WAITING],
+                     "failed": failed_for_good, "retried": count[TrialState.FAIL] - failed_for_good})
+    return pd.DataFrame(rows)
+
+
+def settings_from_protocol(protocol: dict[str, Any]) -> StudySettings:
+    """The settings that recreate ``protocol`` (for tests and for copying a study)."""
+    fields = {f.name for f in dataclasses.fields(StudySettings)}
+    values = {k: v for k, v in protocol.items() if k in fields}
+    values["models"], values["seeds"] = tuple(protocol["models"]), len(protocol["seeds"])
+    return StudySettings(**values)
