@@ -36,8 +36,8 @@ from torch import nn
 
 from ganbench.errors import GanbenchError, InputError
 from ganbench.generative import GenerativeModel, LatentSpec
-from ganbench.models.base import (Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, eval_mode, frozen,
-                                  register_model)
+from ganbench.models.base import (Batch, GANModel, LogUniform, ModelConfig, TrainContext, TrainingRecipe, Uniform,
+                                  eval_mode, frozen, register_model)
 
 
 @dataclass(frozen=True)
@@ -196,6 +196,8 @@ _MNIST = {"image_size": 28}
     defaults={"mnist": _MNIST, "fashion-mnist": _MNIST, "digits": _MNIST,
               "cifar10": {"image_size": 32, "channels": 3}, "celeba": {"image_size": 64, "channels": 3}},
     description="MLP auto-encoder (2x1000 ReLU) with an adversarial N(0, I) prior on its 8-d code",
+    # Lucic et al. 2018's wide ranges for the default Adam updates; the SGD rates (lr_recon, lr_reg) are not searched
+    search_space={"lr_adam": LogUniform(1e-5, 1e-2), "beta1": Uniform(0.0, 1.0)},
     recipes={"default": TrainingRecipe(batch_size=64, source="unverified: ganbench's default 64 (the paper's "
                                                              "minibatch size, 100 by an earlier reading, not "
                                                              "re-checked)")},

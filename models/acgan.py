@@ -44,7 +44,8 @@ from torch import nn
 from ganbench.errors import GanbenchError
 from ganbench.generative import GenerativeModel, LatentSpec
 from ganbench.models.losses import gan_d_loss, gan_g_loss, init_normal_
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, frozen, register_model
+from ganbench.models.base import (Batch, GANModel, LogUniform, ModelConfig, TrainContext, TrainingRecipe, Uniform,
+                                  frozen, register_model)
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,8 @@ _CIFAR = {"image_size": 32, "channels": 3}  # the paper's CIFAR-10 model
               "cifar10": _CIFAR},
     description="class-conditional G (one-hot into the first layer), D with source and auxiliary "
                 "classifier heads; L_S + L_C",
+    # Lucic et al. 2018's wide ranges; class_weight a decade either side of the paper's 1 (L_S + L_C; no range given)
+    search_space={"lr": LogUniform(1e-5, 1e-2), "beta1": Uniform(0.0, 1.0), "class_weight": LogUniform(0.1, 10.0)},
     recipes={"default": TrainingRecipe(batch_size=100, source="Odena et al.: each AC-GAN trained for 50000 "
                                                               "mini-batches of size 100")},
     departures=[

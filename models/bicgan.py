@@ -39,7 +39,8 @@ import torch.nn.functional as F
 
 from ganbench.errors import GanbenchError
 from ganbench.models.losses import init_normal_
-from ganbench.models.base import Batch, GANModel, TrainContext, TrainingRecipe, eval_mode, frozen, register_model
+from ganbench.models.base import (Batch, GANModel, LogUniform, TrainContext, TrainingRecipe, Uniform, eval_mode, frozen,
+                                  register_model)
 from ganbench.models.bigan import (BiGANConfig, Discriminator, Encoder, Generator, _float_images, bce,
                                    decayed_lr)
 
@@ -163,6 +164,8 @@ _MNIST = {"image_size": 28}
               "cifar10": {"image_size": 32, "channels": 3, "arch": "conv", "z_dim": 64}},
     description="BiGAN with G(z, c), an encoder inverting both z and c, D on (x, z, c), and the "
                 "extrinsic factor loss with a dynamic importance weight",
+    # Lucic et al. 2018's wide ranges; efl_weight is not searched: its default None is the paper's dynamic gamma
+    search_space={"lr": LogUniform(1e-5, 1e-2), "beta1": Uniform(0.0, 1.0)},
     recipes={"default": TrainingRecipe(batch_size=64, source="unverified: ganbench's default 64 (we found no "
                                                              "batch size in the paper)")},
     departures=[

@@ -57,8 +57,8 @@ from torch import nn
 from ganbench.errors import GanbenchError, InputError
 from ganbench.generative import GenerativeModel, LatentSpec
 from ganbench.models.losses import init_normal_
-from ganbench.models.base import (Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, eval_mode, frozen,
-                                  register_model)
+from ganbench.models.base import (Batch, GANModel, LogUniform, ModelConfig, TrainContext, TrainingRecipe, Uniform,
+                                  eval_mode, frozen, register_model)
 
 
 @dataclass(frozen=True)
@@ -353,6 +353,8 @@ _MLP_MNIST = {"image_size": 28}
               "celeba": {"image_size": 64, "channels": 3, "arch": "conv", "z_dim": 64}},
     description="generator, encoder and a joint discriminator on (x, z); MLPs of BiGAN's MNIST model",
     reference_code="https://github.com/jeffdonahue/bigan (read; networks as in the paper's appendix)",
+    # Lucic et al. 2018's wide ranges (ganbench.search_space)
+    search_space={"lr": LogUniform(1e-5, 1e-2), "beta1": Uniform(0.0, 1.0)},
     recipes={"default": TrainingRecipe(batch_size=128, source="jeffdonahue/bigan train_gan.py --batch_size "
                                                               "default 128 (train_mnist.sh keeps it)")},
     departures=[
@@ -396,6 +398,8 @@ _ALI_32 = {"image_size": 32}
               "cifar10": {"image_size": 32, "channels": 3}, "celeba": {"image_size": 64, "channels": 3}},
     description="BiGAN with a stochastic Gaussian encoder, convolutional networks, dropout in D",
     reference_code="https://github.com/IshmaelBelghazi/ALI (read; hyperparameters from the paper's tables)",
+    # Lucic et al. 2018's wide ranges (ganbench.search_space)
+    search_space={"lr": LogUniform(1e-5, 1e-2), "beta1": Uniform(0.0, 1.0)},
     recipes={"default": TrainingRecipe(batch_size=100, source="Dumoulin et al. Appendix A tables (CIFAR-10, "
                                                               "SVHN, CelebA): batch size 100")},
     departures=[

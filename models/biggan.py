@@ -72,8 +72,8 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from ganbench.errors import GanbenchError
 from ganbench.generative import GenerativeModel, LatentSpec
-from ganbench.models.base import (Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, frozen,
-                                  register_model)
+from ganbench.models.base import (Batch, GANModel, IntRange, LogUniform, ModelConfig, TrainContext, TrainingRecipe,
+                                  Uniform, frozen, register_model)
 from ganbench.models.losses import hinge_d_loss, hinge_g_loss
 from ganbench.models.projection import Discriminator, base_and_blocks
 from ganbench.models.sagan import SelfAttention
@@ -282,6 +282,9 @@ _MNIST_LIKE = {"image_size": 32}
     description="SAGAN + shared class embedding and skip-z into conditional BatchNorm, orthogonal "
                 "regularisation (beta 1e-4), 2 D steps, Adam G 5e-5 / D 2e-4 (0, 0.999), truncation trick",
     reference_code="https://github.com/ajbrock/BigGAN-PyTorch (read; paper followed)",
+    # Lucic et al. 2018's wide ranges; ortho_beta a decade either side of the paper's 1e-4 (no range given)
+    search_space={"lr_g": LogUniform(1e-5, 1e-2), "lr_d": LogUniform(1e-5, 1e-2), "beta1": Uniform(0.0, 1.0),
+                  "n_dis": IntRange(1, 5), "ortho_beta": LogUniform(1e-5, 1e-3)},
     recipes={"imagenet": TrainingRecipe(batch_size=2048, ema=0.9999, ema_start=20_000,
                                         source="paper: batch 2048, EMA 0.9999; BigGAN-PyTorch "
                                                "launch_BigGAN_bs256x8.sh: 256 x 8 accumulations, --ema_start 20000"),

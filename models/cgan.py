@@ -29,7 +29,8 @@ from torch import nn
 
 from ganbench.errors import GanbenchError
 from ganbench.generative import GenerativeModel, LatentSpec
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, frozen, register_model
+from ganbench.models.base import (Batch, GANModel, LogUniform, ModelConfig, TrainContext, TrainingRecipe, Uniform,
+                                  frozen, register_model)
 from ganbench.models.losses import gan_d_loss, gan_g_loss
 from ganbench.models.gan import (Maxout, apply_sgd_schedule, check_common, constrain_norms,
                                  init_bias_from_marginals, make_optimizers, to_unit, uniform_init)
@@ -155,6 +156,8 @@ _MNIST = {"image_size": 28}
     authors="Mirza, Osindero", arxiv="1411.1784", year=2014, task="class-conditional",
     defaults={"mnist": _MNIST, "fashion-mnist": _MNIST, "digits": _MNIST},
     description="MLP G and maxout D, both conditioned on the one-hot label",
+    # searched draws train with Adam, as every model of Lucic et al. 2018; their wide ranges
+    search_space={"optimizer": "adam", "lr": LogUniform(1e-5, 1e-2), "beta1": Uniform(0.0, 1.0)},
     recipes={"default": TrainingRecipe(batch_size=100, source="Mirza & Osindero Sec. 4.1: SGD with mini-batches "
                                                               "of size 100")},
     departures=[

@@ -46,7 +46,8 @@ from torch import nn
 
 from ganbench.errors import GanbenchError, InputError
 from ganbench.generative import GenerativeModel, LatentSpec
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, frozen, register_model
+from ganbench.models.base import (Batch, GANModel, LogUniform, ModelConfig, TrainContext, TrainingRecipe, Uniform,
+                                  frozen, register_model)
 
 DOMAIN2 = ("edge", "negative")
 G_LAYERS, D_LAYERS = 5, 4
@@ -267,6 +268,8 @@ _DIGITS = {"image_size": 28, "channels": 1}
                 ".generator.generate_pair(z) both",
     reference_code="https://github.com/mingyuliutw/CoGAN (digit networks, edge images, weight decay, init)",
     # 128 images per domain (the Caffe data layers of mnist.edge.cogan) = a batch of 2 x 128, split in halves
+    # Lucic et al. 2018's wide ranges (ganbench.search_space)
+    search_space={"lr": LogUniform(1e-5, 1e-2), "beta1": Uniform(0.0, 1.0)},
     recipes={"default": TrainingRecipe(batch_size=256, source="mingyuliutw/CoGAN cogan/models/mnist.edge.cogan/"
                                                               "mnist.edge.cogan.data.ptt: batch_size 128 per "
                                                               "domain; Liu & Tuzel Sec. 5")},

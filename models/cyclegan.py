@@ -35,7 +35,8 @@ from torch import nn
 from ganbench.errors import GanbenchError
 from ganbench.generative import ConditionalImageGenerator, LatentSpec
 from ganbench.models.losses import init_normal_
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, frozen, register_model
+from ganbench.models.base import (Batch, GANModel, LogUniform, ModelConfig, TrainContext, TrainingRecipe, Uniform,
+                                  frozen, register_model)
 
 
 @dataclass(frozen=True)
@@ -235,6 +236,10 @@ _MNIST_32 = {"image_size": 32}
     defaults={"mnist-edges-unpaired": _MNIST_32, "mnist-edges": _MNIST_32, "mnist-degraded": _MNIST_32},
     description="Two ResNet generators, two PatchGAN D, LSGAN + 10 * cycle + 5 * identity, history of 50",
     reference_code="https://github.com/junyanz/pytorch-CycleGAN-and-pix2pix (layer details)",
+    # Lucic et al. 2018's wide ranges; lambda_cycle a decade either side of the paper's 10 (no range given);
+    # lambda_identity from 0 (most of the paper's tasks) past its 0.5 (paintings -> photos)
+    search_space={"lr": LogUniform(1e-5, 1e-2), "beta1": Uniform(0.0, 1.0), "lambda_cycle": LogUniform(1.0, 100.0),
+                  "lambda_identity": Uniform(0.0, 1.0)},
     recipes={"default": TrainingRecipe(batch_size=1, source="Zhu et al. Sec. 7.1; junyanz/pytorch-CycleGAN-"
                                                             "and-pix2pix docs/tips.md: batch size 1 for all "
                                                             "experiments in the paper")},

@@ -45,7 +45,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganbench.errors import GanbenchError
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, frozen, register_model
+from ganbench.models.base import (Batch, GANModel, LogUniform, ModelConfig, TrainContext, TrainingRecipe, Uniform,
+                                  frozen, register_model)
 from ganbench.models.dcgan import DCGANConfig, Generator as DCGANGenerator
 from ganbench.models.losses import init_normal_
 
@@ -158,6 +159,10 @@ _PAPER_64 = {"image_size": 64, "channels": 3}
     defaults={"mnist": _MNIST, "fashion-mnist": _MNIST, "digits": _MNIST,
               "cifar10": _PAPER_64, "celeba": _PAPER_64},
     description="auto-encoder D (energy = reconstruction MSE), margin loss, pulling-away term 0.1",
+    # Lucic et al. 2018's wide ranges; margin and pt_weight a decade either side of their defaults (the paper's
+    # margins are on its own energy scale; lambda_PT = 0.1 comes without a range)
+    search_space={"lr_g": LogUniform(1e-5, 1e-2), "lr_d": LogUniform(1e-5, 1e-2), "beta1": Uniform(0.0, 1.0),
+                  "margin": LogUniform(0.1, 10.0), "pt_weight": LogUniform(0.01, 1.0)},
     recipes={"default": TrainingRecipe(batch_size=64, source="unverified: ganbench's default 64 (we found no "
                                                              "batch size in the paper)")},
     departures=[

@@ -40,7 +40,8 @@ from torch import nn
 
 from ganbench.errors import GanbenchError
 from ganbench.generative import ConditionalImageGenerator, LatentSpec
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, frozen, register_model
+from ganbench.models.base import (Batch, GANModel, LogUniform, ModelConfig, TrainContext, TrainingRecipe, frozen,
+                                  register_model)
 from ganbench.models.losses import r1_penalty
 from ganbench.models.progan import minibatch_stddev
 
@@ -325,6 +326,10 @@ _MNIST_32 = {"image_size": 32}
                 "adversarial + L1 content + D feature matching, R1",
     reference_code="https://github.com/yangxy/GPEN (face_model/gpen_model.py: layer layout; train_simple.py: "
                    "batch, G EMA)",
+    # Lucic et al. 2018's learning-rate and gradient-penalty (r1_gamma) ranges; alpha, beta a decade either side
+    # of the paper's 1 and 0.02; Adam's betas (0, 0.99) are fixed in the model, not config fields
+    search_space={"lr": LogUniform(1e-5, 1e-2), "content_weight": LogUniform(0.1, 10.0),
+                  "fm_weight": LogUniform(0.002, 0.2), "r1_gamma": LogUniform(0.1, 100.0)},
     recipes={"default": TrainingRecipe(batch_size=4, ema=0.5 ** (32 / 10_000),
                                        source="yangxy/GPEN train_simple.py: --batch 4 (per process), g_ema "
                                               "accumulated with decay 0.5 ** (32 / 10000) per step")},

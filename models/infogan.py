@@ -56,8 +56,8 @@ from torch import nn
 from ganbench.errors import GanbenchError, InputError
 from ganbench.generative import GenerativeModel, LatentSpec
 from ganbench.models.losses import init_normal_
-from ganbench.models.base import (Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, eval_mode, frozen,
-                                  register_model)
+from ganbench.models.base import (Batch, GANModel, LogUniform, ModelConfig, TrainContext, TrainingRecipe, Uniform,
+                                  eval_mode, frozen, register_model)
 
 
 @dataclass(frozen=True)
@@ -293,6 +293,10 @@ _MNIST = {"image_size": 28}
               "cifar10": {"image_size": 32, "channels": 3}, "celeba": {"image_size": 64, "channels": 3}},
     description="10-way categorical + 2 continuous codes, Q head on D's trunk, MI lower bound (lambda 1)",
     reference_code="https://github.com/openai/InfoGAN (latent spec, L_I in both players' losses)",
+    # Lucic et al. 2018's wide ranges; lambda_cat, lambda_cont a decade either side of the paper's lambda = 1
+    # (it gives no range, only "smaller" for continuous codes)
+    search_space={"lr_g": LogUniform(1e-5, 1e-2), "lr_d": LogUniform(1e-5, 1e-2), "beta1": Uniform(0.0, 1.0),
+                  "lambda_cat": LogUniform(0.1, 10.0), "lambda_cont": LogUniform(0.1, 10.0)},
     recipes={"default": TrainingRecipe(batch_size=128, source="openai/InfoGAN launchers/run_mnist_exp.py: "
                                                               "batch_size = 128")},
     departures=[

@@ -55,7 +55,8 @@ from torch import nn
 
 from ganbench.errors import GanbenchError
 from ganbench.generative import GenerativeModel, LatentSpec
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, frozen, register_model
+from ganbench.models.base import (Batch, GANModel, LogUniform, ModelConfig, TrainContext, TrainingRecipe, Uniform,
+                                  frozen, register_model)
 
 
 @dataclass(frozen=True)
@@ -273,6 +274,8 @@ _MNIST_LIKE = {"image_size": 32}
     description="Laplacian pyramid of GANs (8 -> 16 -> 32 px): an MLP GAN at the coarsest level, "
                 "conditional convolutional GANs generating each finer level's residual",
     reference_code="https://github.com/facebook/eyescream (read; networks as described in the paper)",
+    # searched draws train with Adam (lr_adam), as every model of Lucic et al. 2018; their wide ranges
+    search_space={"optimizer": "adam", "lr_adam": LogUniform(1e-5, 1e-2), "beta1": Uniform(0.0, 1.0)},
     recipes={"default": TrainingRecipe(batch_size=128, source="facebookarchive/eyescream "
                                                               "cifar/scripts/train_cifar_coarse_to_fine.lua: "
                                                               "--batchSize default 128")},

@@ -43,8 +43,8 @@ from torch import nn
 from ganbench.errors import GanbenchError, InputError
 from ganbench.generative import GenerativeModel, LatentSpec
 from ganbench.models.losses import init_normal_
-from ganbench.models.base import (Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, eval_mode, frozen,
-                                  register_model)
+from ganbench.models.base import (Batch, GANModel, LogUniform, ModelConfig, TrainContext, TrainingRecipe, Uniform,
+                                  eval_mode, frozen, register_model)
 
 
 @dataclass(frozen=True)
@@ -229,6 +229,8 @@ _MNIST_LIKE = {"image_size": 32}
               "cifar10": {"image_size": 32, "channels": 3}},
     description="class-conditional DCGAN with the mode-seeking regulariser 1 / (d_I / d_z + eps), lambda 1",
     reference_code="https://github.com/HelenMao/MSGAN (DCGAN-Mode-Seeking: regulariser form, eps)",
+    # Lucic et al. 2018's wide ranges; ms_weight a decade either side of the paper's lambda_ms = 1 (no range given)
+    search_space={"lr": LogUniform(1e-5, 1e-2), "beta1": Uniform(0.0, 1.0), "ms_weight": LogUniform(0.1, 10.0)},
     recipes={"default": TrainingRecipe(batch_size=32, source="HelenMao/MSGAN DCGAN-Mode-Seeking/options.py: "
                                                              "--batch_size default 32")},
     departures=[

@@ -34,7 +34,8 @@ from torch import nn
 from ganbench.errors import GanbenchError
 from ganbench.generative import ConditionalImageGenerator, LatentSpec
 from ganbench.models.losses import init_normal_
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, frozen, register_model
+from ganbench.models.base import (Batch, GANModel, LogUniform, ModelConfig, TrainContext, TrainingRecipe, Uniform,
+                                  frozen, register_model)
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,8 @@ _MNIST_32 = {"image_size": 32}
     defaults={"mnist-edges": _MNIST_32, "mnist-degraded": _MNIST_32},
     description="U-Net G with skips and dropout noise, PatchGAN D on (source, output), cGAN + 100 L1",
     reference_code="https://github.com/junyanz/pytorch-CycleGAN-and-pix2pix (layer details)",
+    # Lucic et al. 2018's wide ranges; l1_weight a decade either side of the paper's lambda = 100 (no range given)
+    search_space={"lr": LogUniform(1e-5, 1e-2), "beta1": Uniform(0.0, 1.0), "l1_weight": LogUniform(10.0, 1000.0)},
     recipes={"default": TrainingRecipe(batch_size=1, source="phillipi/pix2pix train.lua: batchSize = 1, "
                                                             "the authors' default")},
     departures=[

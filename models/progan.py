@@ -78,8 +78,8 @@ from torch import nn
 
 from ganbench.errors import GanbenchError
 from ganbench.generative import GenerativeModel, LatentSpec
-from ganbench.models.base import (Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, frozen,
-                                  register_model)
+from ganbench.models.base import (Batch, GANModel, LogUniform, ModelConfig, TrainContext, TrainingRecipe, Uniform,
+                                  frozen, register_model)
 from ganbench.models.losses import gradient_penalty
 
 
@@ -385,6 +385,10 @@ _MNIST_28 = {"image_size": 28, "fmap_max": 128, "phase_steps": 10_000}
     description="Progressive growing with fade-in, equalized learning rate, pixel norm in G, minibatch "
                 "stddev in D; WGAN-GP + drift 0.001; Adam(0.001, 0, 0.99)",
     reference_code="https://github.com/tkarras/progressive_growing_of_gans (read; paper followed)",
+    # Lucic et al. 2018's wide ranges (gp_lambda: their gradient-penalty range); drift a decade either side of
+    # the paper's epsilon_drift = 0.001 (no range given)
+    search_space={"lr": LogUniform(1e-5, 1e-2), "beta1": Uniform(0.0, 1.0), "gp_lambda": LogUniform(0.1, 100.0),
+                  "drift": LogUniform(1e-4, 1e-2)},
     recipes={"default": TrainingRecipe(
         batch_size=16, ema=0.999,
         source="paper A.1 and tkarras/progressive_growing_of_gans config.py: minibatch_default=16 up to "

@@ -45,8 +45,8 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from ganbench.errors import GanbenchError
 from ganbench.generative import GenerativeModel, LatentSpec
-from ganbench.models.base import (Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, frozen,
-                                  register_model)
+from ganbench.models.base import (Batch, GANModel, IntRange, LogUniform, ModelConfig, TrainContext, TrainingRecipe,
+                                  Uniform, frozen, register_model)
 from ganbench.models.losses import hinge_d_loss, hinge_g_loss
 
 
@@ -374,6 +374,8 @@ DEPARTURES = [
     description="ResNet G with conditional BatchNorm, spectrally normalised ResNet D with a "
                 "projection head <embed(y), phi(x)>; hinge loss, n_dis = 5",
     reference_code="https://github.com/pfnet-research/sngan_projection (networks, schedule)",
+    # Lucic et al. 2018's wide ranges (ganbench.search_space)
+    search_space={"lr": LogUniform(1e-5, 1e-2), "beta1": Uniform(0.0, 1.0), "n_dis": IntRange(1, 5)},
     recipes={"default": _RECIPE, "cifar10": _RECIPE}, departures=DEPARTURES,
     # tests: since every D update takes a fresh batch of 64 (not a 13-image chunk), 800 steps cost 5x as much
     # and left margins of 0.64; 400 steps: 0.48 / 0.53 (seeds 0 / 1; class accuracy 0.61 / 0.68)

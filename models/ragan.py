@@ -63,8 +63,8 @@ from torch import nn
 from ganbench.errors import GanbenchError
 from ganbench.generative import GenerativeModel
 from ganbench.models import dcgan, sngan
-from ganbench.models.base import (Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, frozen,
-                                  register_model)
+from ganbench.models.base import (Batch, GANModel, IntRange, LogUniform, ModelConfig, TrainContext, TrainingRecipe,
+                                  Uniform, frozen, register_model)
 from ganbench.models.losses import init_normal_
 from ganbench.models.wgan import check_dcgan_shape
 
@@ -186,6 +186,9 @@ _SCRIPTS = "AlexiaJM/RelativisticGAN code/"
     description="relativistic (average) discriminator: RSGAN, RaSGAN, RaLSGAN; SNGAN's standard CNN on "
                 "CIFAR-10, DCGAN networks elsewhere; Adam 2e-4 (0.5, 0.999), n_D = 1, batch 32",
     reference_code="https://github.com/AlexiaJM/RelativisticGAN (code/GAN_losses_iter.py, arch=1 and arch=0)",
+    # Lucic et al. 2018's wide ranges (ganbench.search_space)
+    search_space={"lr_g": LogUniform(1e-5, 1e-2), "lr_d": LogUniform(1e-5, 1e-2), "beta1": Uniform(0.0, 1.0),
+                  "n_dis": IntRange(1, 5)},
     recipes={"default": TrainingRecipe(batch_size=32, source=_SCRIPTS + "unstable.sh, CAT runs: --batch_size 32"),
              "cifar10": TrainingRecipe(batch_size=32, source=_SCRIPTS + "stable.sh, CIFAR-10 runs: --batch_size 32")},
     departures=[

@@ -49,7 +49,8 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from ganbench.errors import GanbenchError
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, register_model
+from ganbench.models.base import (Batch, GANModel, IntRange, LogUniform, ModelConfig, TrainContext, TrainingRecipe,
+                                  Uniform, register_model)
 from ganbench.models.projection import Discriminator, Generator, check_resnet_config, hinge_step
 
 
@@ -149,6 +150,9 @@ _MNIST_LIKE = {"image_size": 32}
     description="Self-attention (1 x 1 f, g, h at C/8, gamma from 0) at image_size / 2 in a spectrally "
                 "normalised ResNet G (conditional BatchNorm) and projection D; hinge loss; TTUR (lr_d 4e-4, lr_g 1e-4)",
     reference_code="https://github.com/brain-research/self-attention-gan (read; paper equations followed)",
+    # Lucic et al. 2018's wide ranges (ganbench.search_space)
+    search_space={"lr_g": LogUniform(1e-5, 1e-2), "lr_d": LogUniform(1e-5, 1e-2), "beta1": Uniform(0.0, 1.0),
+                  "n_dis": IntRange(1, 5)},
     recipes={"default": TrainingRecipe(batch_size=256, source="paper Section 5, ImageNet: batch 256; authors' "
                                                               "train_imagenet.py: 64 per GPU x 4 GPUs")},
     departures=[

@@ -43,8 +43,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganbench.errors import GanbenchError, InputError
-from ganbench.models.base import (Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, eval_mode, frozen,
-                                  register_model)
+from ganbench.models.base import (Batch, GANModel, LogUniform, ModelConfig, TrainContext, TrainingRecipe, Uniform,
+                                  eval_mode, frozen, register_model)
 from ganbench.models.dcgan import DCGANConfig, Generator as DCGANGenerator
 from ganbench.models.losses import init_normal_
 
@@ -269,6 +269,10 @@ _MNIST = {"image_size": 28}
     defaults={"mnist": _MNIST, "fashion-mnist": _MNIST, "digits": _MNIST,
               "cifar10": {"image_size": 32, "channels": 3}},
     description="D/C with N+1 outputs trained on 100 labels + unlabelled + generated data; DCGAN G",
+    # Lucic et al. 2018's wide ranges; unlabeled_weight a decade either side of 1 (the term is Salimans et al.'s;
+    # the paper's 0, Algorithm 1, is another model rather than a point of the search)
+    search_space={"lr_g": LogUniform(1e-5, 1e-2), "lr_d": LogUniform(1e-5, 1e-2), "beta1": Uniform(0.0, 1.0),
+                  "unlabeled_weight": LogUniform(0.1, 10.0)},
     recipes={"default": TrainingRecipe(batch_size=64, source="unverified: ganbench's default 64 (we found no "
                                                              "batch size in the paper)")},
     departures=[

@@ -66,7 +66,8 @@ from torch.nn.utils.parametrizations import spectral_norm
 from ganbench.errors import GanbenchError
 from ganbench.generative import GenerativeModel, LatentSpec
 from ganbench.models import projection
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, register_model
+from ganbench.models.base import (Batch, GANModel, IntRange, LogUniform, ModelConfig, TrainContext, TrainingRecipe,
+                                  Uniform, register_model)
 from ganbench.models.losses import gan_d_loss, gan_g_loss, hinge_d_loss, hinge_g_loss, init_normal_
 
 ARCHS = ("cnn", "resnet")
@@ -236,6 +237,9 @@ DEPARTURES = [
                 "n_dis=5, linear decay); elsewhere the standard CNN (Adam 2e-4 (0.5, 0.999), n_dis=1)",
     reference_code="https://github.com/pfnet-research/chainer-gan-lib (common/net.py, common/sn), "
                    "https://github.com/pfnet-research/sngan_projection (ResNet, sn_cifar10_unconditional.yml)",
+    # Lucic et al. 2018's wide ranges; beta2 between the values of the paper's settings A-F (Table 1: 0.9, 0.999)
+    search_space={"lr": LogUniform(1e-5, 1e-2), "beta1": Uniform(0.0, 1.0), "beta2": Uniform(0.9, 0.999),
+                  "n_dis": IntRange(1, 5)},
     recipes=RECIPES, departures=DEPARTURES,
     # tests: narrow nets at 28 px (D narrower than G, else D wins outright), a faster learning rate
     tiny={"image_size": 28, "g_channels": 8, "d_channels": 4, "z_dim": 32, "lr": 1e-3}, test_steps=200)

@@ -64,7 +64,8 @@ from torch import nn
 from ganbench.errors import GanbenchError, InputError
 from ganbench.generative import GenerativeModel, LatentSpec
 from ganbench.models.losses import init_normal_
-from ganbench.models.base import Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, frozen, register_model
+from ganbench.models.base import (Batch, GANModel, LogUniform, ModelConfig, TrainContext, TrainingRecipe, Uniform,
+                                  frozen, register_model)
 
 
 @dataclass(frozen=True)
@@ -420,6 +421,9 @@ _MNIST_LIKE = {"image_size": 32, "stage1_size": 16, "stage2_grid": 8, "residual_
                 "resolution, matching-aware D; synthetic seeded per-class sentence embeddings stand in for "
                 "char-CNN-RNN text embeddings (labelled datasets)",
     reference_code="https://github.com/hanzhanggit/StackGAN-Pytorch (init, Adam beta1, KL coefficient)",
+    # Lucic et al. 2018's wide ranges; kl_weight a decade either side of the paper's lambda = 1 (no range given)
+    search_space={"lr_g": LogUniform(1e-5, 1e-2), "lr_d": LogUniform(1e-5, 1e-2), "beta1": Uniform(0.0, 1.0),
+                  "kl_weight": LogUniform(0.1, 10.0)},
     recipes={"default": TrainingRecipe(batch_size=64, source="Zhang et al., implementation details: all "
                                                              "networks trained with ADAM, batch size 64")},
     departures=[

@@ -72,8 +72,8 @@ from torch import nn
 
 from ganbench.errors import GanbenchError, InputError
 from ganbench.generative import GenerativeModel, LatentSpec
-from ganbench.models.base import (Batch, GANModel, ModelConfig, TrainContext, TrainingRecipe, frozen,
-                                  register_model)
+from ganbench.models.base import (Batch, GANModel, LogUniform, ModelConfig, TrainContext, TrainingRecipe, Uniform,
+                                  frozen, register_model)
 from ganbench.models.losses import r1_penalty
 from ganbench.models.progan import (Discriminator, EqualizedConv2d, EqualizedLinear, base_resolutions, fade,
                                     growth_schedule, lrelu, pixel_norm, real_at_stage, stage_widths, upsample2)
@@ -377,6 +377,10 @@ def _recipe(batch_size: int) -> TrainingRecipe:
     description="Mapping network (8 FC, lr x 0.01) to w, AdaIN styles on a learned constant, per-pixel "
                 "noise, style mixing, truncation in W; non-saturating loss + R1 (gamma 10); Adam(0.001, 0, 0.99)",
     reference_code="https://github.com/NVlabs/stylegan (read; paper followed)",
+    # Lucic et al. 2018's wide ranges (r1_gamma: their gradient-penalty range); style mixing over the paper's
+    # Table 2 (0 to 100% of the minibatches)
+    search_space={"lr": LogUniform(1e-5, 1e-2), "beta1": Uniform(0.0, 1.0), "r1_gamma": LogUniform(0.1, 100.0),
+                  "style_mixing_prob": Uniform(0.0, 1.0)},
     recipes={"default": _recipe(32), "celeba": _recipe(32), "cifar10": _recipe(64), "mnist": _recipe(64),
              "fashion-mnist": _recipe(64), "digits": _recipe(64)},
     departures=[

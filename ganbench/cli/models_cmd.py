@@ -155,6 +155,7 @@ def show_cmd(name, dataset):
         for ds, values in info.defaults.items():
             click.echo(f"  {ds}: " + ", ".join(f"{k}={v!r}" for k, v in values.items()))
     _print_recipes(info, dataset)
+    _print_search_space(info, defaults)
     _print_departures(info)
 
 
@@ -172,6 +173,18 @@ def _print_recipes(info, dataset: str | None) -> None:
     if "default" not in info.recipes:
         click.echo(f"  {'other datasets' if info.recipes else 'every dataset'}: "
                    f"{info.recipe_for(None).describe()}")
+
+
+def _print_search_space(info, defaults: dict) -> None:
+    """The ranges a study draws each searched hyperparameter from, beside the value the
+    model takes without a search (``defaults``: for the dataset shown, if any)."""
+    from ganbench.search_space import describe
+
+    click.echo("\nsearch space (what a hyperparameter study draws from; its draw 0 keeps the defaults):")
+    if not info.search_space:
+        click.echo("  none declared")
+    for name, value in info.search_space.items():
+        click.echo(f"  {name}: {describe(value)} (default {defaults[name]!r})")
 
 
 def _print_departures(info) -> None:
