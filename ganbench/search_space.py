@@ -148,19 +148,28 @@ def parse_range(item: str) -> tuple[str, Any]:
         raise GanbenchError(f"bad range {item!r}: expected NAME=LOW..HIGH[:log|:int], NAME=A,B,C or NAME=VALUE")
     body, _, kind = text.partition(":")
     if ".." in body:
-        low_text, _, high_text = body.partition("..")
+        value = _parse_bounds(item, body, kind)
         try:
-            if kind == "int":
-                return name, IntRange(int(low_text), int(high_text))
-            low, high = float(low_text), float(high_text)
-        except ValueError:
-            raise GanbenchError(f"bad range {item!r}: the bounds must be numbers") from None
-        if kind not in ("", "log"):
-            raise GanbenchError(f"bad range {item!r}: the kind after ':' must be 'log' or 'int', got {kind!r}")
-        return name, LogUniform(low, high) if kind == "log" else Uniform(low, high)
+            value.check(name)
+        except GanbenchError as exc:
+            raise GanbenchError(f"bad range {item!r}: {str(exc).split(': ', 1)[1]}") from None
+        return name, value
     if "," in text:
         return name, Choice(*(_scalar(v.strip()) for v in text.split(",")))
     return name, _scalar(text)
+
+
+def _parse_bounds(item: str, body: str, kind: str) -> Range:
+    low_text, _, high_text = body.partition("..")
+    if kind not in ("", "log", "int"):
+        raise GanbenchError(f"bad range {item!r}: the kind after ':' must be 'log' or 'int', got {kind!r}")
+    try:
+        if kind == "int":
+            return IntRange(int(low_text), int(high_text))
+        low, high = float(low_text), float(high_text)
+    except ValueError:
+        raise GanbenchError(f"bad range {item!r}: the bounds must be numbers") from None
+    return LogUniform(low, high) if kind == "log" else Uniform(low, high)
 
 
 def _scalar(text: str) -> Any:

@@ -32,4 +32,4 @@ besides draw 0), sampler, scale, study_seed, search_spaces ({model: search_space
 untrained ({model: the untrained generator's value}), command, versions, storage, created.
 """
 
-LEARNED_FRACTION = 0.7  # a run learned when its FID < 0.7 x its untrained generator's (the learning tests' rule)
+from ganbench.testing import LEARNING_FID_RATIO as LEARNED_FRACTION  # noqa: E402,F401 -- the learning tests' rule

@@ -49,7 +49,7 @@ GRACE_FACTOR = 3  # a trial without a heartbeat for this many intervals is faile
 MAX_RETRY = 2  # retries of a draw whose worker died or raised
 SAMPLERS = ("random", "grid", "tpe")
 SCALES = ("tiny", "paper")
-GRID_POINTS = 3  # values per continuous range on a grid: both ends and the (geometric) middle
+GRID_POINTS = 3  # values per continuous range on a grid: the centres of equal bins (never an end: Adam refuses beta1 1)
 # protocol fields that identify a study; the others (command, versions, created) describe it
 IDENTITY = ("models", "dataset", "split", "metric", "extractor", "num_samples", "steps", "batch_size", "seeds",
             "trials", "sampler", "scale", "study_seed", "search_spaces")
@@ -305,10 +305,12 @@ def grid_values(value: Any) -> list[Any]:
         return list(value.values)
     if isinstance(value, IntRange):
         return list(range(value.low, value.high + 1))
+    centres = [(i + 0.5) / GRID_POINTS for i in range(GRID_POINTS)]
     if isinstance(value, LogUniform):
-        return [value.low, math.sqrt(value.low * value.high), value.high]
+        low, high = math.log(value.low), math.log(value.high)
+        return [math.exp(low + c * (high - low)) for c in centres]
     assert isinstance(value, Uniform)
-    return [value.low, (value.low + value.high) / 2, value.high]
+    return [value.low + c * (value.high - value.low) for c in centres]
 
 
 # ----------------------------------------------------------------------------- run
