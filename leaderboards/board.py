@@ -162,10 +162,21 @@ def column_names(key: str, protocols: dict[str, dict[str, Any] | None]) -> dict[
 
 
 # --------------------------------------------------------------------------- aggregation
+def _outside_studies(results: pd.DataFrame) -> pd.DataFrame:
+    """Rows not made by a study (``ganbench study``): a study's runs are draws of a
+    hyperparameter search, not a model's configuration, and its report ranks them."""
+    if "tags" not in results:
+        return results
+    in_study = results["tags"].fillna("").astype(str).str.contains('"study": ', regex=False)
+    if in_study.all():
+        raise GanbenchError("every result comes from a study; rank studies with `ganbench study report NAME`")
+    return results[~in_study]
+
+
 def _select(results: pd.DataFrame, metrics: Sequence[str] | None, protocol: str | Sequence[str] | None) -> pd.DataFrame:
     if results.empty:
         raise GanbenchError("no results to rank")
-    df = results
+    df = _outside_studies(results)
     if protocol:
         prefixes = [protocol] if isinstance(protocol, str) else list(protocol)
         mask = pd.Series(False, index=df.index)

@@ -81,6 +81,14 @@ def test_aggregation_matches_hand_computation(hand):
     assert board.frame["model"].tolist() == ["B", "A", "C"] and board.frame["rank"].tolist() == [1, 2, 3]
 
 
+def test_study_runs_stay_out_of_leaderboards(tmp_path):
+    study_run = {**r("A", "fid", 500, "s1"), "tags": json.dumps({"draw": 3, "study": "s"}, sort_keys=True)}
+    board = build_leaderboards(stored(tmp_path, [*HAND, study_run]).load(), ["fid"])[0]
+    assert by_model(board).loc["A", "fid"] == pytest.approx(12.0)  # the hand mean, without the study's 500
+    with pytest.raises(GanbenchError, match="study report"):
+        build_leaderboards(stored(tmp_path, [study_run], "only.sqlite").load(), ["fid"])
+
+
 def test_rank_follows_direction_of_the_primary_metric(hand):
     (board,) = build_leaderboards(hand, primary="isc")
     assert board.frame["model"].tolist() == ["A", "B", "C"] and board.frame["rank"].tolist() == [1, 2, 3]
