@@ -5,6 +5,7 @@ few steps, 64 samples per evaluation."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -165,3 +166,59 @@ def test_the_protocol_records_what_decides_the_numbers(tmp_path):
     assert "study create proto" in protocol["command"] or protocol["command"].startswith("ganbench study create")
     assert json.loads(json.dumps(protocol)) == protocol
     assert optuna.__version__ == protocol["versions"]["optuna"]
+
+
+def _created(tmp_path, name, *extra):
+    storage = tmp_path / "s.sqlite"
+    args = ["--models", "vae", "--dataset", "digits", "--trials", "1", "--seeds", "2", "--steps", "4", "-n", "64"]
+    assert cli("study", "create", name, *args, *extra, "--storage", storage).exit_code == 0
+    return str(storage)
+
+
+def test_a_draw_that_keeps_raising_is_retried_then_reported_failed(tmp_path, monkeypatch):
+    storage = _created(tmp_path, "raising")
+    calls = Counter()
+
+    def broken(protocol, model, draw, seed, params, folder, device):
+        calls[draw] += 1
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(engine, "train_and_evaluate", broken)
+    monkeypatch.setattr(engine, "untrained_value", lambda *args: 400.0)
+    engine.run_worker("raising", storage, runs=tmp_path / "runs", heartbeat=1, log=lambda line: None)
+    assert calls == {0: 1 + engine.MAX_RETRY, 1: 1 + engine.MAX_RETRY}  # first seed raises each time
+    store = engine.open_storage(storage)
+    frame = engine.trial_frame(store, engine.load_protocol(store, "raising"))
+    assert sorted(zip(frame.draw, frame.seed)) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert (frame.outcome == "failed").all() and frame.value.isna().all()
+
+
+def test_diverged_runs_are_recorded_and_score_as_untrained(tmp_path, monkeypatch):
+    storage = _created(tmp_path, "diverging")
+    def second_seed_diverges(protocol, model, draw, seed, *rest):
+        return ("diverged", math.nan, 0) if seed else ("ok", 50.0, 256)
+
+    monkeypatch.setattr(engine, "train_and_evaluate", second_seed_diverges)
+    monkeypatch.setattr(engine, "untrained_value", lambda *args: 400.0)
+    engine.run_worker("diverging", storage, runs=tmp_path / "runs", heartbeat=1, log=lambda line: None)
+    store = engine.open_storage(storage)
+    values = [t.value for t in engine.model_study(store, "diverging", "vae").get_trials(states=(TrialState.COMPLETE,))]
+    assert values == [pytest.approx(225.0)] * 2  # (50 + 400) / 2
+    frame = engine.trial_frame(store, engine.load_protocol(store, "diverging"))
+    assert frame.outcome.tolist() == ["ok", "diverged"] * 2 and frame.learned.tolist() == [True, False] * 2
+
+
+def test_tpe_suggests_each_draw_when_it_runs(tmp_path, monkeypatch):
+    storage = _created(tmp_path, "adaptive", "--sampler", "tpe")
+    seen = []
+
+    def record(protocol, model, draw, seed, params, folder, device):
+        seen.append(dict(params))
+        return "ok", 100.0 - draw, 256
+
+    monkeypatch.setattr(engine, "train_and_evaluate", record)
+    monkeypatch.setattr(engine, "untrained_value", lambda *args: 400.0)
+    engine.run_worker("adaptive", storage, runs=tmp_path / "runs", heartbeat=1, log=lambda line: None)
+    searched = [p for p in seen if p]
+    assert len(searched) == 2 and searched[0] == searched[1]  # one draw, its two seeds
+    assert searched[0]["optimizer"] == "adam" and 1e-5 <= searched[0]["lr"] <= 1e-2
