@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 from ganbench.cli import main
 from ganbench.errors import GanbenchError
 from ganbench.search_space import IntRange, LogUniform, Uniform
-from ganbench.study import engine
+from ganbench.study import engine, worker
 
 SMALL = ["--models", "vae,dcgan", "--dataset", "digits", "--trials", "2", "--seeds", "1", "--steps", "8",
          "-n", "64"]
@@ -31,7 +31,7 @@ def cli(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-def worker(name, storage, runs, *extra):
+def start_worker(name, storage, runs, *extra):
     """A `ganbench study run` in its own process (one torch thread)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-c", "from ganbench.cli import main; main()", "study", "run", name,
@@ -50,7 +50,7 @@ def trials_by_state(storage, name):
 def test_two_workers_share_a_study_and_run_every_draw_once(tmp_path):
     storage = tmp_path / "studies.sqlite"
     assert cli("study", "create", "pair", *SMALL, "--storage", storage).exit_code == 0
-    procs = [worker("pair", storage, tmp_path / "runs") for _ in range(2)]
+    procs = [start_worker("pair", storage, tmp_path / "runs") for _ in range(2)]
     outputs = [p.communicate(timeout=600)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), outputs
     ran = [int(out.rsplit(": ", 1)[1].split()[0]) for out in outputs]
@@ -68,7 +68,7 @@ def test_a_killed_worker_s_draw_is_retried_and_counted_once(tmp_path):
     args = ["--models", "dcgan", "--dataset", "digits", "--trials", "1", "--seeds", "1", "--steps", "400",
             "-n", "64", "--storage", storage]
     assert cli("study", "create", "killed", *args).exit_code == 0
-    victim = worker("killed", storage, runs, "--heartbeat", "1")
+    victim = start_worker("killed", storage, runs, "--heartbeat", "1")
     deadline = time.time() + 300
     while not any(state == TrialState.RUNNING for (_, state) in trials_by_state(storage, "killed")["dcgan"]):
         assert time.time() < deadline and victim.poll() is None, "the worker never started a trial"
@@ -76,7 +76,7 @@ def test_a_killed_worker_s_draw_is_retried_and_counted_once(tmp_path):
     time.sleep(2)  # mid-trial
     victim.send_signal(signal.SIGKILL)
     victim.wait()
-    rerun = worker("killed", storage, runs, "--heartbeat", "1")
+    rerun = start_worker("killed", storage, runs, "--heartbeat", "1")
     out = rerun.communicate(timeout=600)[0]
     assert rerun.returncode == 0, out
     counts = trials_by_state(storage, "killed")["dcgan"]
@@ -115,7 +115,7 @@ def test_draws_are_fixed_at_creation_inside_their_ranges():
 
 def test_a_diverged_seed_counts_as_the_untrained_generator():
     runs = [{"value": 40.0, "outcome": "ok"}, {"value": float("nan"), "outcome": "diverged"}]
-    assert engine.draw_value(runs, untrained=400.0) == pytest.approx(220.0)
+    assert worker.draw_value(runs, untrained=400.0) == pytest.approx(220.0)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -183,9 +183,9 @@ def test_a_draw_that_keeps_raising_is_retried_then_reported_failed(tmp_path, mon
         calls[draw] += 1
         raise RuntimeError("out of memory")
 
-    monkeypatch.setattr(engine, "train_and_evaluate", broken)
-    monkeypatch.setattr(engine, "untrained_value", lambda *args: 400.0)
-    engine.run_worker("raising", storage, runs=tmp_path / "runs", heartbeat=1, log=lambda line: None)
+    monkeypatch.setattr(worker, "train_and_evaluate", broken)
+    monkeypatch.setattr(worker, "untrained_value", lambda *args: 400.0)
+    worker.run_worker("raising", storage, runs=tmp_path / "runs", heartbeat=1, log=lambda line: None)
     assert calls == {0: 1 + engine.MAX_RETRY, 1: 1 + engine.MAX_RETRY}  # first seed raises each time
     store = engine.open_storage(storage)
     frame = engine.trial_frame(store, engine.load_protocol(store, "raising"))
@@ -198,9 +198,9 @@ def test_diverged_runs_are_recorded_and_score_as_untrained(tmp_path, monkeypatch
     def second_seed_diverges(protocol, model, draw, seed, *rest):
         return ("diverged", math.nan, 0) if seed else ("ok", 50.0, 256)
 
-    monkeypatch.setattr(engine, "train_and_evaluate", second_seed_diverges)
-    monkeypatch.setattr(engine, "untrained_value", lambda *args: 400.0)
-    engine.run_worker("diverging", storage, runs=tmp_path / "runs", heartbeat=1, log=lambda line: None)
+    monkeypatch.setattr(worker, "train_and_evaluate", second_seed_diverges)
+    monkeypatch.setattr(worker, "untrained_value", lambda *args: 400.0)
+    worker.run_worker("diverging", storage, runs=tmp_path / "runs", heartbeat=1, log=lambda line: None)
     store = engine.open_storage(storage)
     values = [t.value for t in engine.model_study(store, "diverging", "vae").get_trials(states=(TrialState.COMPLETE,))]
     assert values == [pytest.approx(225.0)] * 2  # (50 + 400) / 2
@@ -216,9 +216,9 @@ def test_tpe_suggests_each_draw_when_it_runs(tmp_path, monkeypatch):
         seen.append(dict(params))
         return "ok", 100.0 - draw, 256
 
-    monkeypatch.setattr(engine, "train_and_evaluate", record)
-    monkeypatch.setattr(engine, "untrained_value", lambda *args: 400.0)
-    engine.run_worker("adaptive", storage, runs=tmp_path / "runs", heartbeat=1, log=lambda line: None)
+    monkeypatch.setattr(worker, "train_and_evaluate", record)
+    monkeypatch.setattr(worker, "untrained_value", lambda *args: 400.0)
+    worker.run_worker("adaptive", storage, runs=tmp_path / "runs", heartbeat=1, log=lambda line: None)
     searched = [p for p in seen if p]
     assert len(searched) == 2 and searched[0] == searched[1]  # one draw, its two seeds
     assert searched[0]["optimizer"] == "adam" and 1e-5 <= searched[0]["lr"] <= 1e-2

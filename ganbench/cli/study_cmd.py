@@ -103,7 +103,7 @@ def _worker_star(jobs: dict) -> int:
 def worker_main(name, location, runs, device, heartbeat, threads) -> int:
     import torch
 
-    from ganbench.study.engine import run_worker
+    from ganbench.study.worker import run_worker
 
     torch.set_num_threads(threads)
     pid = os.getpid()
