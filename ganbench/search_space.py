@@ -43,17 +43,16 @@ class Uniform:
 
 
 @dataclass(frozen=True)
-class LogUniform:
-    low: float
-    high: float
+class LogUniform(Uniform):
+    """Uniform in log space (learning rates, penalty weights)."""
 
     def check(self, name: str) -> None:
-        _check_bounds(name, self.low, self.high)
+        super().check(name)
         if self.low <= 0:
             raise GanbenchError(f"search space {name}: a log-uniform range needs low > 0, got {self.low:g}")
 
     def describe(self) -> str:
-        return f"log-uniform [{self.low:g}, {self.high:g}]"
+        return "log-" + super().describe()
 
 
 @dataclass(frozen=True)
