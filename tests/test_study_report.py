@@ -80,7 +80,8 @@ def test_report_says_the_command_the_protocol_and_every_model(tmp_path):
         assert f"  - {model}: lr: log-uniform \\[1e-05, 0.01\\]; beta1: uniform \\[0, 1\\]; n_critic: integers 1..5" \
             in report
     for phrase in ("mnist", "inception-v3-compat", "fid (lower is better)", "batch 64", "0, 1 (2 per draw)",
-                   "1 paper default + 3 random draws", "24 runs", "ganbench 0.1.0, torch 2.4.0",
+                   "1 default configuration (the model's small test configuration with its paper's losses) + "
+                   "3 random draws", "24 runs", "ganbench 0.1.0, torch 2.4.0",
                    "10,000 permutations, statistic = best draw; Holm-adjusted over the 3 pairs",
                    "](distribution.png)", "](budget.png)"):
         assert phrase in report, phrase

@@ -1,6 +1,6 @@
 """Studies: "Are GANs Created Equal?" (Lucic et al. 2018) as one command.
 
-A study trains every model of a list with its paper default (draw 0) and N random
+A study trains every model of a list with its default configuration (draw 0) and N random
 hyperparameter draws from the model's search space (:mod:`ganbench.search_space`), each
 draw over S seeds, through the one training loop, and evaluates every run with the one
 evaluation pass on a held-out split. Optuna's storage holds the trials, so any number of

@@ -147,7 +147,8 @@ def protocol_section(analysis: Analysis, protocol: Mapping[str, Any]) -> str:
         f"- training: {_count(protocol.get('steps'))} generator steps, batch {get('batch_size', '?')}; "
         f"{_count(trials['images'].median())} real images seen per run (median)",
         f"- seeds: {_seed_text(protocol)}",
-        f"- draws per model: 1 paper default + {get('trials', '?')} random draws (sampler: {get('sampler', '?')}, "
+        f"- draws per model: 1 default configuration ({_default_words(get('scale', '?'))}) + "
+        f"{get('trials', '?')} random draws (sampler: {get('sampler', '?')}, "
         f"study seed {get('study_seed', '?')}, scale {get('scale', '?')})",
         f"- budget: {len(trials)} runs, {_hours(trials['seconds'].sum())} of training and evaluation "
         f"(sum over runs), {_count(trials['images'].sum())} images in all",
@@ -309,7 +310,7 @@ def _params(params: Any) -> str:
     except json.JSONDecodeError:
         return str(params)
     if not values:
-        return "paper default"
+        return "default configuration"
     return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
 
 
@@ -337,7 +338,7 @@ def _versions(versions: Any) -> str:
 
 def _space_text(space_json: Mapping[str, Any] | None) -> str:
     if not space_json:
-        return "no search space (paper default only)"
+        return "no search space (default configuration only)"
     return markdown_escape("; ".join(f"{name}: {describe(value)}" for name, value in from_json(space_json).items()))
 
 
@@ -346,3 +347,8 @@ def _code_block(text: str) -> str:
     while fence in text:
         fence += "`"
     return f"{fence}\n{text}\n{fence}"
+
+
+def _default_words(scale: str) -> str:
+    return {"tiny": "the model's small test configuration with its paper's losses",
+            "paper": "the paper's hyperparameters"}.get(scale, f"scale {scale}")
