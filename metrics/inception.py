@@ -41,7 +41,11 @@ from ganbench.weights import CATALOG, load_state_dict, resolve_weights
 
 BN_EPS = 0.001  # the TensorFlow graph's batch-norm epsilon
 INPUT_SIZE = 299
-FEATURES = ("pool", "logits", "logits_biased")
+FEATURES = ("pool", "logits", "logits_biased", "spatial")
+# sFID (Nash et al. 2021, the ADM evaluator): the TF graph's "mixed_6/conv:0" -- Mixed_6d's 1x1 branch
+# after its BN and ReLU -- first 7 of its 192 channels, 17x17, flattened in TF's (H, W, C) order: 2023-d
+SPATIAL_BLOCK = 6  # index of Mixed_6d in InceptionV3Compat.blocks
+SPATIAL_CHANNELS = 7
 
 
 # --------------------------------------------------------------------------------------
@@ -314,10 +318,14 @@ class BlockC(nn.Module):
         self.b7d_5 = Unit(s("branch7x7dbl_5", c7, 192, (1, 7), padding=(0, 3)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_with_branch1x1(x)[0]
+
+    def forward_with_branch1x1(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(block output, the 1x1 branch's output after its ReLU)."""
         b1, b7, b7d, bp = _heads_with_pool(self.heads, x)
         b7 = self.b7_3(self.b7_2(b7))
         b7d = self.b7d_5(self.b7d_4(self.b7d_3(self.b7d_2(b7d))))
-        return torch.cat([b1, b7, b7d, bp], 1)
+        return torch.cat([b1, b7, b7d, bp], 1), b1
 
 
 class BlockD(nn.Module):
@@ -373,7 +381,8 @@ class InceptionV3Compat(FeatureExtractor):
 
     Features: ``"pool"`` (2048-d pool3, FID/KID/PR), ``"logits"`` (fc without bias:
     torch-fidelity's ``logits_unbiased``, used by its Inception Score), ``"logits_biased"``
-    (fc with bias: torch-fidelity's ``logits``).
+    (fc with bias: torch-fidelity's ``logits``), ``"spatial"`` (2023-d, sFID: see
+    :data:`SPATIAL_BLOCK`).
 
     Build with :meth:`from_state_dict` (or the registered factory); a bare instance has
     uninitialised weights.
@@ -452,7 +461,7 @@ class InceptionV3Compat(FeatureExtractor):
             features: subset of :attr:`provides` (default: all); the network runs only
                 as far as they need.
         Returns:
-            {name: float32 (N, D)} with D = 2048 ("pool") or 1008 (logits).
+            {name: float32 (N, D)} with D = 2048 ("pool"), 1008 (logits) or 2023 ("spatial").
         """
         features = check_request(self, images, features)
         with torch.inference_mode():
@@ -466,8 +475,13 @@ class InceptionV3Compat(FeatureExtractor):
             x = unit(x)
             if i in (2, 4):
                 x = F.max_pool2d(x, kernel_size=3, stride=2)
-        pool = self.blocks(x).mean(dim=(2, 3))
-        out = {"pool": pool}
+        x = self.blocks[:SPATIAL_BLOCK](x)
+        x, branch1x1 = self.blocks[SPATIAL_BLOCK].forward_with_branch1x1(x)
+        out = {"spatial": branch1x1[:, :SPATIAL_CHANNELS].permute(0, 2, 3, 1).flatten(1)}  # (H, W, C), as TF
+        if features == ("spatial",):
+            return out
+        pool = self.blocks[SPATIAL_BLOCK + 1:](x).mean(dim=(2, 3))
+        out["pool"] = pool
         if "logits" in features or "logits_biased" in features:
             out["logits"] = pool.mm(self.fc.weight.T)
             out["logits_biased"] = out["logits"] + self.fc.bias
