@@ -47,6 +47,7 @@ PAPER_EXTRACTOR = "clip-vit-l14-336"  # the features of the authors' definition
 
 
 def _compute_device(x: torch.Tensor) -> torch.device:
+    """Where the metric sums its kernels: the GPU when there is one, else the features' device."""
     if x.is_cuda or not torch.cuda.is_available():
         return x.device
     return torch.device("cuda")
@@ -89,16 +90,15 @@ def _weighted_cmmd(x: torch.Tensor, y: torch.Tensor, x_weights: torch.Tensor, y_
 
 
 def _prepared(fake: torch.Tensor, real: torch.Tensor, normalize: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Both feature sets as float64 on the compute device, unit rows when ``normalize``."""
-    device = _compute_device(fake)
-    x, y = fake.to(device, torch.float64), real.to(device, torch.float64)
+    """Both feature sets as float64 on ``fake``'s device, unit rows when ``normalize``."""
+    x, y = fake.to(torch.float64), real.to(fake.device, torch.float64)
     return (unit_rows(x, "input"), unit_rows(y, "reference")) if normalize else (x, y)
 
 
 def cmmd(fake: torch.Tensor | np.ndarray, real: torch.Tensor | np.ndarray, *, sigma: float = SIGMA,
          normalize: bool = True, max_elements: int = MAX_CHUNK_ELEMENTS) -> float:
     """CMMD between features ``fake`` (N, D) and ``real`` (M, D): the authors' biased
-    estimator (module docstring), in float64. Symmetric; 0 for identical sets."""
+    estimator (module docstring), in float64 on ``fake``'s device. Symmetric; 0 for identical sets."""
     x, y = _prepared(torch.as_tensor(fake), torch.as_tensor(real), normalize)
     ones_x = torch.ones(1, len(x), dtype=torch.float64, device=x.device)
     ones_y = torch.ones(1, len(y), dtype=torch.float64, device=x.device)
@@ -121,7 +121,7 @@ def compute(fake: dict[str, torch.Tensor], real: dict[str, torch.Tensor] | None,
             generator: torch.Generator | None = None, sigma: float = DEFAULTS["sigma"],
             normalize: bool = DEFAULTS["normalize"]) -> dict[str, float]:
     x, y = _features(fake, real, sigma)
-    return {"cmmd": cmmd(x, y, sigma=sigma, normalize=normalize)}
+    return {"cmmd": cmmd(x.to(_compute_device(x)), y, sigma=sigma, normalize=normalize)}
 
 
 def _indicators(indices: torch.Tensor, n: int, device: torch.device) -> torch.Tensor:
@@ -136,7 +136,8 @@ def replicates(fake: dict[str, torch.Tensor], real: dict[str, torch.Tensor], fak
                sigma: float = DEFAULTS["sigma"], normalize: bool = DEFAULTS["normalize"]) -> dict[str, np.ndarray]:
     """CMMD of each bootstrap replicate (rows ``fake_indices[b]`` vs ``real_indices[b]``),
     all from one blocked pass over the kernel matrices (module docstring)."""
-    x, y = _prepared(*_features(fake, real, sigma), normalize)
+    x, y = _features(fake, real, sigma)
+    x, y = _prepared(x.to(_compute_device(x)), y, normalize)
     weights_x = _indicators(fake_indices, len(x), x.device)
     weights_y = _indicators(real_indices, len(y), x.device)
     return {"cmmd": _weighted_cmmd(x, y, weights_x, weights_y, sigma, MAX_CHUNK_ELEMENTS).cpu().numpy()}
