@@ -7,8 +7,10 @@ Importing this module registers every built-in factory
 ==========================  ===========================  ==================================
 name                        provides                     module
 ==========================  ===========================  ==================================
-``inception-v3-compat``     pool, logits, logits_biased  :mod:`ganbench.metrics.inception`
+``inception-v3-compat``     pool, logits, logits_biased, :mod:`ganbench.metrics.inception`
+                            spatial
 ``vgg16``                   fc2, fc2_relu                :mod:`ganbench.metrics.vgg16`
+``swav-resnet50``           pool                         :mod:`ganbench.metrics.swav`
 ``lenet-mnist``, ...        (see the module)             :mod:`ganbench.metrics.lenet`
 ==========================  ===========================  ==================================
 """
@@ -18,6 +20,7 @@ import importlib
 import importlib.util
 
 import ganbench.metrics.inception  # noqa: F401  (registers inception-v3-compat)
+import ganbench.metrics.swav  # noqa: F401  (registers swav-resnet50)
 import ganbench.metrics.vgg16  # noqa: F401  (registers vgg16)
 
 # The LeNet extractors live in their own module, which may not exist in every checkout.

@@ -1,0 +1,67 @@
+"""Seeded stand-ins, in the official file layouts, for the weights of the SwAV, DINOv2 and
+CLIP feature extractors (the Inception and VGG16 ones are in :mod:`ganbench.testing`).
+
+The official files are not available offline. These functions write files with the
+official keys, shapes and container format, filled from a seeded generator, so that
+ganbench's loader and an independent implementation can be compared on identical (if
+meaningless) networks. They are never ``standard`` weights.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import torch
+
+
+def _normal(shape: tuple[int, ...], std: float, generator: torch.Generator) -> torch.Tensor:
+    return torch.randn(shape, generator=generator).mul_(std)
+
+
+def _he_normal(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+    return _normal(shape, math.sqrt(2.0 / math.prod(shape[1:])), generator)
+
+
+def _save(state: dict[str, torch.Tensor], path: str | os.PathLike) -> str:
+    with open(path, "wb") as f:  # a file object: the bytes depend on the seed only
+        torch.save(state, f)
+    return str(path)
+
+
+# -- SwAV ------------------------------------------------------------------------------------
+def seeded_swav_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
+    """``swav_800ep_pretrain.pth.tar``'s layout: torchvision ResNet-50 keys (no ``fc``) and
+    SwAV's projection head (2048-2048-128, BN) and 3000 prototypes, all behind ``module.``.
+
+    Batch norms get non-trivial statistics (so that a mapping that drops them shows), and
+    each block's last BN a small scale (so that 16 residual blocks of He-normal weights
+    neither explode nor collapse).
+    """
+    from ganbench.metrics.swav import resnet50_backbone_shapes
+
+    generator = torch.Generator().manual_seed(seed)
+    head = {"projection_head.0.weight": (2048, 2048), "projection_head.0.bias": (2048,),
+            "projection_head.1.weight": (2048,), "projection_head.1.bias": (2048,),
+            "projection_head.1.running_mean": (2048,), "projection_head.1.running_var": (2048,),
+            "projection_head.3.weight": (128, 2048), "projection_head.3.bias": (128,),
+            "prototypes.weight": (3000, 128)}
+    state: dict[str, torch.Tensor] = {}
+    for key, shape in {**resnet50_backbone_shapes(), **head}.items():
+        state[f"module.{key}"] = _seeded_resnet_tensor(key, shape, generator)
+    return state
+
+
+def _seeded_resnet_tensor(key: str, shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+    if key.endswith("running_var"):
+        return torch.rand(shape, generator=generator).add_(0.5)
+    if key.endswith("running_mean") or key.endswith("bias"):
+        return _normal(shape, 0.05, generator)
+    if len(shape) == 1:  # a BN scale
+        scale = 0.2 if key.endswith(("bn3.weight", "downsample.1.weight")) else 1.0
+        return torch.rand(shape, generator=generator).add_(0.5).mul_(scale)
+    return _he_normal(shape, generator)
+
+
+def make_seeded_swav_weights(path: str | os.PathLike, seed: int = 0) -> str:
+    """Write :func:`seeded_swav_state_dict` to ``path`` (about 130 MB, like the official file)."""
+    return _save(seeded_swav_state_dict(seed), path)
