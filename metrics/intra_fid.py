@@ -69,7 +69,8 @@ def compute(fake: dict[str, torch.Tensor], real: dict[str, torch.Tensor] | None,
         raise InputError("intra-fid needs labelled inputs: a class-conditional generator, or a labelled dataset "
                          "split such as mnist:test")
     if reference_labels is None:
-        raise InputError("intra-fid needs the reference's labels: a labelled dataset split such as mnist:test")
+        raise InputError("intra-fid needs the reference's labels (reference_labels), which this evaluation did not "
+                         "give: the reference must be a labelled dataset split such as mnist:test")
     x = get_features(fake, "pool", "intra-fid", "input", 2)
     y = get_features(real, "pool", "intra-fid", "reference", 2)
     same_dim("intra-fid", x, y)
