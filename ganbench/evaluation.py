@@ -20,6 +20,7 @@ Under ``torchrun`` the caller starts the process group (the CLI does, with
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 import subprocess
 import time
@@ -246,7 +247,8 @@ def extract_features(plan: Plan, inputs: Inputs, modules: Extractors, *, batch_s
 
 # -- the metrics --------------------------------------------------------------------------------
 def compute_metric(m: PlannedMetric, inputs: Inputs, features: Features, modules: Extractors, *, seed: int,
-                   device: str, batch_size: int, extra_weights: dict[str, Any]) -> MetricResult:
+                   device: str, batch_size: int, extra_weights: dict[str, Any], use_cache: bool = True,
+                   progress: bool = True) -> MetricResult:
     """One metric's result, its ``extractor`` provenance filled in."""
     metric, generator = m.metric, torch.Generator().manual_seed(seed)
     if metric.needs_generator:
@@ -258,13 +260,33 @@ def compute_metric(m: PlannedMetric, inputs: Inputs, features: Features, modules
     extra: dict[str, Any] = {"labels": inputs.fake.class_labels()} if metric.needs_labels else {}
     if metric.needs_targets:
         extra.update(outputs=features.outputs, targets=inputs.targets)
-    if m.extractor is None:  # pixel-space metrics
+    extra.update(_asked_for(m, inputs, modules, device=device, batch_size=batch_size, use_cache=use_cache,
+                            progress=progress))
+    if m.extractor is None:  # pixel-space metrics (or CAS, which trains its own classifier and says so)
         out = MetricResult.of(metric.compute({}, None, generator=generator, **extra, **m.options))
-        return replace(out, extractor={**PIXEL_EXTRACTOR, "input_size": _size(inputs.targets)})
+        pixels = {**PIXEL_EXTRACTOR, "input_size": _size(inputs.targets)}
+        return out if out.extractor else replace(out, extractor=pixels)
     real = features.real.get(m.extractor) if metric.needs_reference else None
     out = MetricResult.of(metric.compute(features.fake[m.extractor], real, generator=generator, **extra,
                                          **m.options))
     return replace(out, extractor=modules[m.extractor][0].describe())
+
+
+def _asked_for(m: PlannedMetric, inputs: Inputs, modules: Extractors, *, device: str, batch_size: int,
+               use_cache: bool, progress: bool) -> dict[str, Any]:
+    """What a metric reading more than the pass's features names in its ``compute``: ``inputs``
+    (the Inputs: CAS trains on the input's images), ``features_of`` (a source's features through
+    the metric's extractor: C_T's training split) and ``device``."""
+    asked = inspect.signature(m.metric.compute).parameters
+    given: dict[str, Any] = {"device": device} if "device" in asked else {}
+    if "inputs" in asked:
+        given["inputs"] = inputs
+    if "features_of" in asked:
+        module = {m.extractor: modules[m.extractor]}
+        given["features_of"] = lambda source: extract(source, module, batch_size=batch_size, device=device,
+                                                      use_cache=use_cache, progress=progress,
+                                                      label=source.descriptor).features[m.extractor]
+    return given
 
 
 def _size(images: torch.Tensor | None) -> int | None:
@@ -452,7 +474,7 @@ def evaluate(
     rows: list[dict[str, Any]] = []
     for m in plan.metrics:
         computed = compute_metric(m, inputs, features, modules, seed=seed, device=device, batch_size=batch_size,
-                                  extra_weights=extra_weights)
+                                  extra_weights=extra_weights, use_cache=use_cache, progress=progress)
         computed = bootstrap_metric(m, computed, inputs, features, replicates=bootstrap, level=ci, seed=seed)
         rows += metric_rows(m, computed, inputs, common)
     wall_time_s = round(time.perf_counter() - started, 3)
