@@ -65,3 +65,41 @@ def _seeded_resnet_tensor(key: str, shape: tuple[int, ...], generator: torch.Gen
 def make_seeded_swav_weights(path: str | os.PathLike, seed: int = 0) -> str:
     """Write :func:`seeded_swav_state_dict` to ``path`` (about 130 MB, like the official file)."""
     return _save(seeded_swav_state_dict(seed), path)
+
+
+# -- DINOv2 ----------------------------------------------------------------------------------
+def seeded_dinov2_state_dict(arch, seed: int = 0, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """``dinov2_vit*14_pretrain.pth``'s layout for ``arch`` (a :class:`ganbench.metrics.dinov2.DinoV2Arch`).
+
+    Layer norms and layer scales get non-trivial values (so that a mapping that drops one
+    shows); on ``device="meta"`` only the keys and shapes exist (a mapping check for the
+    large sizes).
+    """
+    from ganbench.metrics.dinov2 import official_shapes
+
+    generator = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, shape in official_shapes(arch).items():
+        if device == "meta" or str(device) == "meta":
+            state[key] = torch.empty(shape, device="meta")
+        else:
+            state[key] = _seeded_vit_tensor(key, shape, generator)
+    return state
+
+
+def _seeded_vit_tensor(key: str, shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+    if key.endswith(("norm1.weight", "norm2.weight", "norm.weight", "ln_1.weight", "ln_2.weight",
+                     "ln_pre.weight", "ln_post.weight")):
+        return torch.rand(shape, generator=generator).add_(0.5)
+    if key.endswith(".gamma"):  # layer scale
+        return torch.rand(shape, generator=generator).mul_(0.5).add_(0.05)
+    if len(shape) == 1 or key.endswith(("cls_token", "mask_token", "class_embedding")):
+        return _normal(shape, 0.1 if key.endswith("bias") else 1.0, generator)
+    if key.endswith(("pos_embed", "positional_embedding")):
+        return _normal(shape, 0.5, generator)
+    return _he_normal(shape, generator) if len(shape) == 4 else _normal(shape, shape[-1] ** -0.5, generator)
+
+
+def make_seeded_dinov2_weights(path: str | os.PathLike, arch, seed: int = 0) -> str:
+    """Write :func:`seeded_dinov2_state_dict` to ``path``; return the path."""
+    return _save(seeded_dinov2_state_dict(arch, seed), path)

@@ -11,6 +11,7 @@ name                        provides                     module
                             spatial
 ``vgg16``                   fc2, fc2_relu                :mod:`ganbench.metrics.vgg16`
 ``swav-resnet50``           pool                         :mod:`ganbench.metrics.swav`
+``dinov2-vit-s14``, ...     pool (the CLS token)         :mod:`ganbench.metrics.dinov2`
 ``lenet-mnist``, ...        (see the module)             :mod:`ganbench.metrics.lenet`
 ==========================  ===========================  ==================================
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 
+import ganbench.metrics.dinov2  # noqa: F401  (registers dinov2-vit-s14, -b14, -l14, -g14)
 import ganbench.metrics.inception  # noqa: F401  (registers inception-v3-compat)
 import ganbench.metrics.swav  # noqa: F401  (registers swav-resnet50)
 import ganbench.metrics.vgg16  # noqa: F401  (registers vgg16)
