@@ -103,3 +103,53 @@ def _seeded_vit_tensor(key: str, shape: tuple[int, ...], generator: torch.Genera
 def make_seeded_dinov2_weights(path: str | os.PathLike, arch, seed: int = 0) -> str:
     """Write :func:`seeded_dinov2_state_dict` to ``path``; return the path."""
     return _save(seeded_dinov2_state_dict(arch, seed), path)
+
+
+# -- OpenAI CLIP -----------------------------------------------------------------------------
+_CLIP_VOCAB, _CLIP_CONTEXT = 49408, 77
+
+
+class _ClipLayout(torch.nn.Module):
+    """OpenAI's CLIP module names and shapes: the whole image tower, the text tower's
+    embeddings, final norm and projection, and one text block (OpenAI's have 12; the image
+    features never read them)."""
+
+    def __init__(self, arch):
+        super().__init__()
+        from torch_fidelity.feature_extractor_clip import LayerNorm, ResidualAttentionBlock, VisionTransformer
+
+        self.visual = VisionTransformer(arch.resolution, arch.patch, arch.width, arch.layers, arch.width // 64,
+                                        arch.embed_dim)
+        self.transformer = torch.nn.Module()
+        self.transformer.resblocks = torch.nn.Sequential(ResidualAttentionBlock(arch.text_width,
+                                                                                arch.text_width // 64))
+        self.token_embedding = torch.nn.Embedding(_CLIP_VOCAB, arch.text_width)
+        self.positional_embedding = torch.nn.Parameter(torch.empty(_CLIP_CONTEXT, arch.text_width))
+        self.ln_final = LayerNorm(arch.text_width)
+        self.text_projection = torch.nn.Parameter(torch.empty(arch.text_width, arch.embed_dim))
+        self.logit_scale = torch.nn.Parameter(torch.ones([]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def seeded_clip_state_dict(arch, seed: int = 0) -> dict[str, torch.Tensor]:
+    """The tensors of a seeded OpenAI CLIP file for ``arch`` (a
+    :class:`ganbench.metrics.clip.ClipArch`), float16 as OpenAI ships them."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.device("meta"):
+        shapes = {k: tuple(v.shape) for k, v in _ClipLayout(arch).state_dict().items()}
+    return {k: (_seeded_vit_tensor(k, s, generator) if s else torch.tensor(4.6052)).half() for k, s in shapes.items()}
+
+
+def make_seeded_clip_weights(path: str | os.PathLike, arch, seed: int = 0) -> str:
+    """Write a TorchScript archive laid out as OpenAI's ``ViT-*.pt`` (module names, float16
+    tensors) holding :func:`seeded_clip_state_dict`; return the path."""
+    import warnings
+
+    module = _ClipLayout(arch).half()
+    module.load_state_dict(seeded_clip_state_dict(arch, seed))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated; OpenAI's files are TorchScript
+        torch.jit.save(torch.jit.script(module.eval()), str(path))
+    return str(path)

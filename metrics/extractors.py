@@ -12,6 +12,7 @@ name                        provides                     module
 ``vgg16``                   fc2, fc2_relu                :mod:`ganbench.metrics.vgg16`
 ``swav-resnet50``           pool                         :mod:`ganbench.metrics.swav`
 ``dinov2-vit-s14``, ...     pool (the CLS token)         :mod:`ganbench.metrics.dinov2`
+``clip-vit-b32``, ...       pool (the image embedding)   :mod:`ganbench.metrics.clip`
 ``lenet-mnist``, ...        (see the module)             :mod:`ganbench.metrics.lenet`
 ==========================  ===========================  ==================================
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 
+import ganbench.metrics.clip  # noqa: F401  (registers clip-vit-b32, -l14, -l14-336)
 import ganbench.metrics.dinov2  # noqa: F401  (registers dinov2-vit-s14, -b14, -l14, -g14)
 import ganbench.metrics.inception  # noqa: F401  (registers inception-v3-compat)
 import ganbench.metrics.swav  # noqa: F401  (registers swav-resnet50)
