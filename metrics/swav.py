@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torchvision
 from PIL import Image
 from torch import nn
 
@@ -46,6 +45,8 @@ WEIGHTS = WeightsFile(
 
 def resnet50_backbone_shapes() -> dict[str, tuple[int, ...]]:
     """Key -> shape of torchvision's ResNet-50 state dict without ``fc`` (SwAV's keys, unprefixed)."""
+    import torchvision  # here: importing it costs seconds, listing the extractors should not
+
     with torch.device("meta"):
         model = torchvision.models.resnet50(weights=None)
     return {k: tuple(v.shape) for k, v in model.state_dict().items()
@@ -98,6 +99,8 @@ class SwAVResNet50(FeatureExtractor):
     resize = "pil-bilinear-float"
 
     def __init__(self):
+        import torchvision
+
         super().__init__()
         self.net = torchvision.models.resnet50(weights=None)
         self.net.fc = nn.Identity()
