@@ -26,7 +26,8 @@ Preprocessing, two references:
   336x336 (uint8), ``/ 255``, the CLIP mean and std (its second, JAX bicubic resize is
   to the same size). For square images both give the same input.
 
-clean-fid and CMMD run CLIP in float16 on a GPU; this module runs float32 everywhere.
+clean-fid's ``clip.load`` keeps OpenAI's float16 weights *and activations* on a GPU; this module
+runs float32 activations everywhere.
 """
 from __future__ import annotations
 
