@@ -146,9 +146,10 @@ def c_t(generated: torch.Tensor, test: torch.Tensor, train: torch.Tensor, *, cel
     as_numpy = [x.double().cpu().numpy() for x in (train, test, generated)]
     train_, test_, generated_ = reduce_dimension(as_numpy[0], as_numpy[1:], pca, seed)
     labels = cell_labels(train_, [test_, generated_], cells, seed)
-    test_counts = np.bincount(labels[1], minlength=cells)
-    if (test_counts == 0).any():
-        raise InputError(f"ct: cell {int(np.argmin(test_counts))} of {cells} holds no test samples; lower "
+    train_counts, test_counts = (np.bincount(x, minlength=cells) for x in labels[:2])
+    if (np.minimum(train_counts, test_counts) == 0).any():  # the authors' Zu_cells refuses these too
+        empty = int(np.argmin(np.minimum(train_counts, test_counts)))
+        raise InputError(f"ct: cell {empty} of {cells} holds no test or no training samples; lower "
                          f"-o ct.cells or give more reference samples")
     entered = np.flatnonzero(np.bincount(labels[2], minlength=cells) > tau_samples)
     if len(entered) == 0:

@@ -52,7 +52,7 @@ def test_c_t_on_a_hand_made_partition():
     assert c_t(generated, test, train, cells=2, tau_samples=2, pca=0) == pytest.approx(z_b)
     with pytest.raises(InputError, match="no cell holds more than 3"):
         c_t(generated, test, train, cells=2, tau_samples=3, pca=0)
-    with pytest.raises(InputError, match="holds no test samples"):
+    with pytest.raises(InputError, match="holds no test or no training samples"):
         c_t(generated, one_d([1, 4]), train, cells=2, tau_samples=0, pca=0)
 
 
