@@ -10,7 +10,7 @@ from importlib.util import find_spec
 
 from ganbench.metrics import class_accuracy, density_coverage, fid, isc, kid, paired, prc  # noqa: F401  (registration)
 from ganbench.metrics import infinity  # noqa: F401  (registration: fid-inf, isc-inf)
-from ganbench.metrics import cmmd, fd, intra_fid, vendi  # noqa: F401  (registration: feature-space maths)
+from ganbench.metrics import cmmd, fd, intra_fid, sfid, vendi  # noqa: F401  (registration: feature-space maths)
 from ganbench.metrics import cas, memorization  # noqa: F401  (registration: cas; ct, authpct)
 
 # Metrics that sample the generator itself; optional so that the package imports without them.

@@ -64,7 +64,8 @@ def vgg16(vgg16_weights):
 # -- registry -------------------------------------------------------------------------------
 def test_builtin_extractors_are_registered():
     assert {"inception-v3-compat", "vgg16"} <= set(feature_extractors.names())
-    assert feature_extractors.metadata("inception-v3-compat")["provides"] == ("pool", "logits", "logits_biased")
+    provides = feature_extractors.metadata("inception-v3-compat")["provides"]
+    assert provides == ("pool", "logits", "logits_biased", "spatial")
     assert feature_extractors.metadata("vgg16")["provides"] == ("fc2", "fc2_relu")
 
 
@@ -91,7 +92,7 @@ def test_inception_matches_torch_fidelity(inception, fidelity_inception, size):
     ours = inception(images)
     with torch.no_grad():
         pool, logits_unbiased, logits = fidelity_inception(images)
-    assert set(ours) == {"pool", "logits", "logits_biased"}
+    assert set(ours) == {"pool", "logits", "logits_biased", "spatial"}
     _close(ours["pool"], pool)
     _close(ours["logits"], logits_unbiased)
     _close(ours["logits_biased"], logits)
