@@ -27,7 +27,6 @@ draw on the same machine resumes instead of starting over.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import time
@@ -364,11 +363,3 @@ def status_frame(storage: RDBStorage, protocol: dict[str, Any]):
                      "running": count[TrialState.RUNNING], "waiting": count[TrialState.WAITING],
                      "failed": failed_for_good, "retried": count[TrialState.FAIL] - failed_for_good})
     return pd.DataFrame(rows)
-
-
-def settings_from_protocol(protocol: dict[str, Any]) -> StudySettings:
-    """The settings that recreate ``protocol`` (for tests and for copying a study)."""
-    fields = {f.name for f in dataclasses.fields(StudySettings)}
-    values = {k: v for k, v in protocol.items() if k in fields}
-    values["models"], values["seeds"] = tuple(protocol["models"]), len(protocol["seeds"])
-    return StudySettings(**values)

@@ -126,8 +126,8 @@ def run_trial(storage: RDBStorage, protocol: dict[str, Any], claimed: Claimed, r
 
 
 def progress(storage: RDBStorage, protocol: dict[str, Any]) -> str:
-    done = sum(model_study(storage, protocol["name"], m).get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-               .__len__() for m in protocol["models"])
+    done = sum(len(model_study(storage, protocol["name"], m).get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+               for m in protocol["models"])
     return f"{done}/{len(protocol['models']) * (protocol['trials'] + 1)} draws done"
 
 
