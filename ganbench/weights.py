@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
@@ -114,6 +116,25 @@ def resolve_weights(spec: WeightsFile, path: str | os.PathLike | None = None, *,
     raise MissingFileError(
         f"{spec.key} weights not found: need {spec.filename} (sha256 {spec.sha256}); {reason}. "
         f"Pass --weights PATH, or put it in $GANBENCH_WEIGHTS_DIR or {hub_checkpoint_dir()}")
+
+
+ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
+
+
+def build_from_weights(spec: WeightsFile, path: str | os.PathLike | None, build: Callable[[Path], ModuleT],
+                       device: str | torch.device = "cpu") -> ModuleT:
+    """``build(file)`` on ``spec``'s file (``path`` if given, else as :func:`resolve_weights` finds
+    it), with the file's sha256 and whether it is the official one recorded on the module
+    (``weights_sha256``, ``weights_standard``), moved to ``device``.
+
+    Raises:
+        MissingFileError: the weights file cannot be found or downloaded.
+    """
+    resolved = resolve_weights(spec, path)
+    module = build(resolved.path)
+    module.weights_sha256 = resolved.sha256
+    module.weights_standard = resolved.standard
+    return module.to(device)
 
 
 def _resolved(spec: WeightsFile, path: Path, source: str) -> ResolvedWeights:

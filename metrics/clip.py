@@ -45,7 +45,7 @@ from ganbench.errors import GanbenchError
 from ganbench.metrics.base import FeatureExtractor, register_extractor
 from ganbench.metrics.dinov2 import normalize, resize_pil
 from ganbench.metrics.inception import check_request, check_state_dict
-from ganbench.weights import WeightsFile, load_state_dict, resolve_weights
+from ganbench.weights import WeightsFile, build_from_weights, load_state_dict
 
 FEATURES = ("pool",)
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -263,11 +263,8 @@ def _factory(arch: ClipArch):
         Raises:
             MissingFileError: the weights file cannot be found or downloaded.
         """
-        resolved = resolve_weights(arch.weights, weights)
-        model = ClipImageFeatures.from_state_dict(read_clip_weights(resolved.path), arch)
-        model.weights_sha256 = resolved.sha256
-        model.weights_standard = resolved.standard
-        return model.to(device)
+        return build_from_weights(arch.weights, weights,
+                                  lambda path: ClipImageFeatures.from_state_dict(read_clip_weights(path), arch), device)
 
     return build
 

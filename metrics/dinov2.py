@@ -36,7 +36,7 @@ from PIL import Image
 from ganbench.errors import GanbenchError
 from ganbench.metrics.base import FeatureExtractor, register_extractor
 from ganbench.metrics.inception import check_request, check_state_dict
-from ganbench.weights import WeightsFile, load_state_dict, resolve_weights
+from ganbench.weights import WeightsFile, build_from_weights, load_state_dict
 
 INPUT_SIZE = 224
 PATCH = 14
@@ -205,11 +205,8 @@ def _factory(arch: DinoV2Arch):
         Raises:
             MissingFileError: the weights file cannot be found or downloaded.
         """
-        resolved = resolve_weights(spec, weights)
-        model = DinoV2Features.from_state_dict(load_state_dict(resolved.path), arch)
-        model.weights_sha256 = resolved.sha256
-        model.weights_standard = resolved.standard
-        return model.to(device)
+        return build_from_weights(spec, weights,
+                                  lambda path: DinoV2Features.from_state_dict(load_state_dict(path), arch), device)
 
     return build
 

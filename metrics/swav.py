@@ -28,7 +28,7 @@ from torch import nn
 from ganbench.errors import GanbenchError
 from ganbench.metrics.base import FeatureExtractor, register_extractor
 from ganbench.metrics.inception import check_request, check_state_dict
-from ganbench.weights import WeightsFile, load_state_dict, resolve_weights
+from ganbench.weights import WeightsFile, build_from_weights, load_state_dict
 
 INPUT_SIZE = 224
 FEATURES = ("pool",)
@@ -141,8 +141,5 @@ def build(weights: str | None = None, device: str | torch.device = "cpu") -> SwA
     Raises:
         MissingFileError: the weights file cannot be found or downloaded.
     """
-    resolved = resolve_weights(WEIGHTS, weights)
-    model = SwAVResNet50.from_state_dict(load_state_dict(resolved.path))
-    model.weights_sha256 = resolved.sha256
-    model.weights_standard = resolved.standard
-    return model.to(device)
+    return build_from_weights(WEIGHTS, weights, lambda path: SwAVResNet50.from_state_dict(load_state_dict(path)),
+                              device)
