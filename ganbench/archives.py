@@ -3,7 +3,7 @@ comparisons need neither the generator nor a second feature pass.
 
 ``ganbench eval ... --save-features run.features.safetensors`` writes one safetensors file
 holding ``input/<extractor>/<feature>`` and ``reference/<extractor>/<feature>`` (float32,
-N x D), ``input/labels`` when the input's images have classes, and in its header (key
+N x D), ``input/labels`` and ``reference/labels`` when the images have classes, and in its header (key
 ``"ganbench"``) the setting the features were computed under: each extractor's name,
 weights sha256, input size and resizing, the input and reference descriptors, the
 reference's content key, N and the seed. ``ganbench compare A.safetensors B.safetensors``
@@ -33,10 +33,11 @@ def save_features(path: str | os.PathLike, features, inputs, modules: dict[str, 
     tensors = {f"{side}/{name}/{feature}": value.detach().float().cpu().contiguous()
                for side, per_extractor in (("input", features.fake), ("reference", features.real))
                for name, feats in per_extractor.items() for feature, value in feats.items()}
-    labels = inputs.fake.class_labels()
-    if labels is not None:
-        tensors["input/labels"] = labels.long().cpu().contiguous()
     real = inputs.real
+    for side, source in (("input", inputs.fake), ("reference", real)):
+        labels = None if source is None else source.class_labels()
+        if labels is not None:
+            tensors[f"{side}/labels"] = labels.long().cpu().contiguous()
     generator = getattr(inputs.fake, "model", None) if inputs.fake.is_generator else None
     setting = {"format": FORMAT, "seed": seed, "input": inputs.fake.descriptor, "num_samples": len(inputs.fake),
                "latent": None if generator is None else generator.latent.to_dict(),
@@ -77,18 +78,19 @@ def read_setting(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def load_features(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, dict[str, torch.Tensor]],
-                                                      dict[str, dict[str, torch.Tensor]], torch.Tensor | None]:
-    """(setting, input features, reference features, input labels or None) of an archive."""
+                                                      dict[str, dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
+    """(setting, input features, reference features, labels) of an archive; labels maps
+    ``"input"`` and ``"reference"`` to the class of each image, for the sides that have them."""
     from safetensors.torch import load_file
 
     setting = read_setting(path)
     if setting.get("format") != FORMAT:
         raise InputError(f"{str(path)!r}: unknown feature archive format {setting.get('format')!r}")
     sides: dict[str, dict[str, dict[str, torch.Tensor]]] = {"input": {}, "reference": {}}
-    labels = None
+    labels = {}
     for key, value in load_file(str(path)).items():
-        if key == "input/labels":
-            labels = value
+        if key.endswith("/labels") and key.count("/") == 1:
+            labels[key.split("/")[0]] = value
             continue
         side, name, feature = key.split("/", 2)
         sides[side].setdefault(name, {})[feature] = value

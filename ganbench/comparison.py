@@ -22,7 +22,7 @@ import torch
 from ganbench.archives import check_comparable, is_archive, load_features
 from ganbench.errors import InputError
 from ganbench.evaluation import (DEFAULT_EXTRACTOR, Features, Inputs, build_extractors, check_inputs,
-                                 extract_features, make_plan, resolve_inputs)
+                                 extract_features, make_plan, resolve_inputs, takes_reference_labels)
 from ganbench.metrics.bootstrap import (DEFAULT_LEVEL, DEFAULT_REPLICATES, Difference, check_settings,
                                         half_sample_indices, paired_difference, replicate_values, rows)
 
@@ -88,8 +88,7 @@ def compare(a: Any, b: Any, reference: Any = None, metrics: Iterable[str] = ("fi
                                  progress=progress)
     differences = []
     for m in plan.metrics:
-        differences += _metric_differences(m, sides.features, sides.labels, paired=sides.paired,
-                                           replicates=bootstrap, level=ci, seed=seed)
+        differences += _metric_differences(m, sides, replicates=bootstrap, level=ci, seed=seed)
     return Comparison(sides.names[0], sides.names[1], sides.reference, sides.num_samples, sides.paired,
                       tuple(differences))
 
@@ -103,7 +102,8 @@ class _Sides:
     num_samples: int
     paired: bool  # generators sampled from the same latents
     features: tuple[Features, Features]
-    labels: tuple[torch.Tensor | None, torch.Tensor | None]
+    labels: tuple[torch.Tensor | None, torch.Tensor | None]  # the class of each input image
+    reference_labels: torch.Tensor | None  # the class of each reference image
 
 
 def _evaluated_sides(plan, a, b, reference, *, extractor, weights, extra_weights, num_samples, num_reference,
@@ -120,9 +120,11 @@ def _evaluated_sides(plan, a, b, reference, *, extractor, weights, extra_weights
                                       progress=progress) for one in inputs)
     needs_labels = any(m.metric.needs_labels for m in plan.metrics)
     labels = tuple(one.fake.class_labels() if needs_labels else None for one in inputs)
-    return _Sides((inputs[0].fake.descriptor, inputs[1].fake.descriptor),
-                  "" if inputs[0].real is None else inputs[0].real.descriptor, len(inputs[0].fake),
-                  _same_latents(inputs[0].fake, inputs[1].fake), features, labels)
+    real = inputs[0].real
+    needs_reference_labels = real is not None and any(takes_reference_labels(m.metric) for m in plan.metrics)
+    return _Sides((inputs[0].fake.descriptor, inputs[1].fake.descriptor), "" if real is None else real.descriptor,
+                  len(inputs[0].fake), _same_latents(inputs[0].fake, inputs[1].fake), features, labels,
+                  real.class_labels() if needs_reference_labels else None)
 
 
 def _archived_sides(plan, a, b) -> _Sides:
@@ -130,6 +132,9 @@ def _archived_sides(plan, a, b) -> _Sides:
     if not (is_archive(a) and is_archive(b)):
         raise InputError("compare two feature archives, or two inputs to evaluate, not one of each")
     (set_a, in_a, ref_a, lab_a), (set_b, in_b, _, lab_b) = load_features(a), load_features(b)
+    if any(takes_reference_labels(m.metric) for m in plan.metrics) and "reference" not in lab_a:
+        raise InputError(f"{str(a)!r} holds no reference labels (the metric needs them): save the features "
+                         f"again with a labelled reference such as mnist:test")
     check_comparable(set_a, set_b)
     for m in plan.metrics:
         if m.extractor not in in_a or (m.metric.needs_reference and m.extractor not in ref_a):
@@ -138,7 +143,8 @@ def _archived_sides(plan, a, b) -> _Sides:
     paired = set_a.get("latent") is not None and (set_a["latent"], set_a["seed"]) == (set_b.get("latent"),
                                                                                       set_b.get("seed"))
     return _Sides((set_a["input"], set_b["input"]), set_a.get("reference") or "", set_a["num_samples"], paired,
-                  (Features(in_a, ref_a, None), Features(in_b, ref_a, None)), (lab_a, lab_b))
+                  (Features(in_a, ref_a, None), Features(in_b, ref_a, None)),
+                  (lab_a.get("input"), lab_b.get("input")), lab_a.get("reference"))
 
 
 def _same_latents(a, b) -> bool:
@@ -156,27 +162,28 @@ def _check_same_protocol(inputs: list[Inputs]) -> None:
                          f"(--num-samples {min(n_a, n_b)})")
 
 
-def _metric_differences(m, features: tuple[Features, Features], labels: tuple, *, paired: bool, replicates: int,
-                        level: float, seed: int) -> list[tuple[str, Difference, bool]]:
+def _metric_differences(m, sides: _Sides, *, replicates: int, level: float,
+                        seed: int) -> list[tuple[str, Difference, bool]]:
     """A - B for each output key of one metric: both computed on the same reference half
     (and the same latents' half when paired) in every replicate."""
     from ganbench.metrics.base import MetricResult
 
     metric = m.metric
     generator = torch.Generator().manual_seed(seed + 7919)
-    fakes = [f.fake[m.extractor] for f in features]
-    real = features[0].real.get(m.extractor) if metric.needs_reference else None
-    labels = [lab if metric.needs_labels else None for lab in labels]
+    fakes = [f.fake[m.extractor] for f in sides.features]
+    real = sides.features[0].real.get(m.extractor) if metric.needs_reference else None
     fake_a = half_sample_indices(rows(fakes[0]), replicates, generator)
-    fake_b = fake_a if paired else half_sample_indices(rows(fakes[1]), replicates, generator)
+    fake_b = fake_a if sides.paired else half_sample_indices(rows(fakes[1]), replicates, generator)
     real_idx = None if real is None else half_sample_indices(rows(real), replicates, generator)
     estimates, reps = [], []
-    for fake, fake_idx, lab in zip(fakes, (fake_a, fake_b), labels):
-        extra = {} if lab is None else {"labels": lab}
+    for fake, fake_idx, lab in zip(fakes, (fake_a, fake_b), sides.labels):
+        extra = {"labels": lab} if metric.needs_labels else {}
+        if takes_reference_labels(metric):
+            extra["reference_labels"] = sides.reference_labels
         estimates.append(MetricResult.of(metric.compute(fake, real, generator=torch.Generator().manual_seed(seed),
                                                         **extra, **m.options)).values)
         reps.append(replicate_values(metric.replicates, metric.compute, fake, real, fake_idx, real_idx,
-                                     torch.Generator().manual_seed(seed + 1), labels=lab, options=m.options))
+                                     torch.Generator().manual_seed(seed + 1), options=m.options, **extra))
     return [(m.name, paired_difference(key, estimates[0][key], estimates[1][key], reps[0][key], reps[1][key],
                                        level=level), bool(metric.higher_is_better.get(key, False)))
             for key in estimates[0] if key in reps[0] and key in reps[1]]

@@ -196,6 +196,9 @@ def _check_input_kind(metric: Metric, inputs: Inputs) -> None:
     if metric.needs_generator and not fake.is_generator:
         raise InputError(f"{metric.name} samples the generator itself: the input must be a generator "
                          f"(checkpoint or registered name), not {fake.descriptor!r}")
+    if takes_reference_labels(metric) and inputs.real is not None and inputs.real.class_labels() is None:
+        raise InputError(f"{metric.name} needs the class of every reference image: the reference "
+                         f"{inputs.real.descriptor!r} has none; use a labelled dataset split such as mnist:test")
     if metric.needs_targets and inputs.targets is None and translated is None:
         raise InputError(f"{metric.name} compares each output with its ground truth: the input must be an "
                          f"image-conditioned generator (pix2pix, CycleGAN, GPEN) translating a paired "
@@ -257,7 +260,7 @@ def compute_metric(m: PlannedMetric, inputs: Inputs, features: Features, modules
         unknown = {"extractor": m.name, "weights_sha256": None, "weights_standard": False, "input_size": None,
                    "resize": ""}  # a metric that does not say which network it ran
         return out if out.extractor else replace(out, extractor=unknown)
-    extra: dict[str, Any] = {"labels": inputs.fake.class_labels()} if metric.needs_labels else {}
+    extra: dict[str, Any] = class_label_arguments(metric, inputs)
     if metric.needs_targets:
         extra.update(outputs=features.outputs, targets=inputs.targets)
     extra.update(_asked_for(m, inputs, modules, device=device, batch_size=batch_size, use_cache=use_cache,
@@ -270,6 +273,21 @@ def compute_metric(m: PlannedMetric, inputs: Inputs, features: Features, modules
     out = MetricResult.of(metric.compute(features.fake[m.extractor], real, generator=generator, **extra,
                                          **m.options))
     return replace(out, extractor=modules[m.extractor][0].describe())
+
+
+def takes_reference_labels(metric: Metric) -> bool:
+    """Whether a metric's ``compute`` names ``reference_labels`` (intra-FID: the class of
+    each reference image)."""
+    return "reference_labels" in inspect.signature(metric.compute).parameters
+
+
+def class_label_arguments(metric: Metric, inputs: Inputs) -> dict[str, torch.Tensor | None]:
+    """The class labels a metric takes: ``labels`` (of the input's images) when it needs
+    them, ``reference_labels`` (of the reference's) when its ``compute`` names them."""
+    given = {"labels": inputs.fake.class_labels()} if metric.needs_labels else {}
+    if takes_reference_labels(metric):
+        given["reference_labels"] = None if inputs.real is None else inputs.real.class_labels()
+    return given
 
 
 def _asked_for(m: PlannedMetric, inputs: Inputs, modules: Extractors, *, device: str, batch_size: int,
@@ -304,11 +322,10 @@ def bootstrap_metric(m: PlannedMetric, result: MetricResult, inputs: Inputs, fea
     if not (replicates and metric.interval) or m.extractor is None or metric.needs_generator or metric.needs_targets:
         return result
     real = features.real.get(m.extractor) if metric.needs_reference else None
-    labels = inputs.fake.class_labels() if metric.needs_labels else None
     try:
         interval = bootstrap_interval(result.values, metric.replicates, metric.compute, features.fake[m.extractor],
-                                      real, replicates=replicates, level=level, seed=seed + 7919, labels=labels,
-                                      options=m.options)
+                                      real, replicates=replicates, level=level, seed=seed + 7919,
+                                      options=m.options, **class_label_arguments(metric, inputs))
     except InputError as exc:
         warnings.warn(f"no confidence interval for {m.name}: {exc}", stacklevel=2)
         return result

@@ -94,8 +94,10 @@ ReplicateFn = Callable[..., dict[str, np.ndarray]]
 
 def generic_replicates(compute: Callable, fake: dict[str, torch.Tensor], real: dict[str, torch.Tensor] | None,
                        fake_indices: torch.Tensor, real_indices: torch.Tensor | None, generator: torch.Generator,
-                       *, labels: torch.Tensor | None = None, **options: Any) -> dict[str, np.ndarray]:
-    """The metric recomputed on each replicate's rows: ``compute(fake[rows], real[rows], ...)``."""
+                       *, labels: torch.Tensor | None = None, reference_labels: torch.Tensor | None = None,
+                       **options: Any) -> dict[str, np.ndarray]:
+    """The metric recomputed on each replicate's rows: ``compute(fake[rows], real[rows], ...)``;
+    the class labels of each side (``labels``, ``reference_labels``) follow their side's rows."""
     from ganbench.metrics.base import MetricResult
 
     out: dict[str, list[float]] = {}
@@ -104,6 +106,8 @@ def generic_replicates(compute: Callable, fake: dict[str, torch.Tensor], real: d
         sub_fake = {k: v[rows.to(v.device)] for k, v in fake.items()}
         sub_real = None if real is None else {k: v[real_indices[b].to(v.device)] for k, v in real.items()}
         extra = {} if labels is None else {"labels": labels[rows.to(labels.device)]}
+        if reference_labels is not None:
+            extra["reference_labels"] = reference_labels[real_indices[b].to(reference_labels.device)]
         result = MetricResult.of(compute(sub_fake, sub_real, generator=generator, **extra, **options))
         for key, value in result.values.items():
             out.setdefault(key, []).append(value)
@@ -118,13 +122,14 @@ def rows(features: dict[str, torch.Tensor]) -> int:
 def replicate_values(replicate: ReplicateFn | None, compute: Callable, fake: dict[str, torch.Tensor],
                      real: dict[str, torch.Tensor] | None, fake_indices: torch.Tensor,
                      real_indices: torch.Tensor | None, generator: torch.Generator, *,
-                     labels: torch.Tensor | None = None,
+                     labels: torch.Tensor | None = None, reference_labels: torch.Tensor | None = None,
                      options: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
-    """The metric on each replicate's rows: the metric's fast path when it has one, else ``compute``."""
-    if replicate is not None and labels is None:
+    """The metric on each replicate's rows: the metric's fast path when it has one (and no
+    labels to carry), else ``compute``."""
+    if replicate is not None and labels is None and reference_labels is None:
         return replicate(fake, real, fake_indices, real_indices, generator, **(options or {}))
     return generic_replicates(compute, fake, real, fake_indices, real_indices, generator, labels=labels,
-                              **(options or {}))
+                              reference_labels=reference_labels, **(options or {}))
 
 
 @dataclass(frozen=True)
@@ -161,7 +166,8 @@ def paired_difference(key: str, a: float, b: float, replicates_a: np.ndarray, re
 def bootstrap_interval(estimate: dict[str, float], replicate: ReplicateFn | None, compute: Callable,
                        fake: dict[str, torch.Tensor], real: dict[str, torch.Tensor] | None, *,
                        replicates: int = DEFAULT_REPLICATES, level: float = DEFAULT_LEVEL, seed: int = 0,
-                       labels: torch.Tensor | None = None, options: dict[str, Any] | None = None) -> Interval:
+                       labels: torch.Tensor | None = None, reference_labels: torch.Tensor | None = None,
+                       options: dict[str, Any] | None = None) -> Interval:
     """The interval of every key of ``estimate`` (see the module docstring).
 
     Args:
@@ -174,7 +180,7 @@ def bootstrap_interval(estimate: dict[str, float], replicate: ReplicateFn | None
     fake_indices = half_sample_indices(rows(fake), replicates, generator)
     real_indices = None if real is None else half_sample_indices(rows(real), replicates, generator)
     values = replicate_values(replicate, compute, fake, real, fake_indices, real_indices, generator, labels=labels,
-                              options=options)
+                              reference_labels=reference_labels, options=options)
     low, high = {}, {}
     for key, value in estimate.items():
         if key in values:

@@ -126,8 +126,6 @@ def test_an_untrained_cgan_is_evaluated():
     assert value == pytest.approx(by_hand, rel=1e-12) and value > 50  # measured: 177 (FID 170)
 
 
-@pytest.mark.xfail(strict=True, raises=InputError,
-                   reason="the runner does not yet pass the reference's labels (reference_labels) to a metric")
 def test_intra_fid_through_evaluate():
     from ganbench.data import load_images
 
@@ -135,3 +133,58 @@ def test_intra_fid_through_evaluate():
     result = evaluate(DigitBank(images, labels), "digits:test", ["intra-fid"], extractor="lenet-mnist",
                       num_samples=400, device="cpu", progress=False, use_cache=False, bootstrap=0)
     assert result.value("intra_fid") == pytest.approx(intra_fid_of(DigitBank(images, labels))[0], rel=1e-12)
+
+
+def digit_banks():
+    from ganbench.data import load_images
+
+    images, labels = load_images("digits", split="train")
+    return DigitBank(images, labels), DigitBank(images, labels, ignore_labels=True)
+
+
+def test_bootstrap_replicates_carry_each_sides_labels():
+    from ganbench.metrics.bootstrap import generic_replicates, half_sample_indices
+
+    fake, labels = labelled_features([20, 18, 22], 3, seed=6, shift=0.2)
+    real, reference_labels = labelled_features([24, 20, 16], 3, seed=7)
+    g = torch.Generator().manual_seed(0)
+    fake_idx, real_idx = half_sample_indices(len(fake), 4, g), half_sample_indices(len(real), 4, g)
+    got = generic_replicates(compute, {"pool": fake}, {"pool": real}, fake_idx, real_idx, g, labels=labels,
+                             reference_labels=reference_labels)["intra_fid"]
+    by_hand = [intra_fid(fake[f], labels[f], real[r], reference_labels[r]) for f, r in zip(fake_idx, real_idx)]
+    assert got == pytest.approx(by_hand, rel=1e-12)
+
+
+def test_intra_fid_interval_through_evaluate():
+    faithful, _ = digit_banks()
+    result = evaluate(faithful, "digits:test", ["intra-fid"], extractor="lenet-mnist", num_samples=400,
+                      device="cpu", progress=False, use_cache=False, bootstrap=20)
+    row = next(r for r in result.rows if r["key"] == "intra_fid")
+    assert row["ci_low"] is not None and row["ci_low"] < row["value"] < row["ci_high"]
+
+
+def test_compare_tells_a_faithful_conditional_generator_from_one_ignoring_its_labels(tmp_path):
+    from ganbench.comparison import compare
+
+    faithful, ignoring = digit_banks()
+    settings = dict(metrics=["intra-fid"], extractor="lenet-mnist", num_samples=400, progress=False,
+                    use_cache=False, bootstrap=20)
+    evaluated = compare(faithful, ignoring, "digits:test", **settings)
+    (_, difference, higher_is_better), = evaluated.differences
+    assert difference.difference < 0 and difference.high < 0 and not higher_is_better  # measured: 6.9 - 101.3
+    archives = [tmp_path / "a.safetensors", tmp_path / "b.safetensors"]
+    for generator, path in zip((faithful, ignoring), archives):
+        evaluate(generator, "digits:test", ["intra-fid"], extractor="lenet-mnist", num_samples=400, device="cpu",
+                 progress=False, use_cache=False, bootstrap=0, record=False, save_features=path)
+    archived = compare(*archives, metrics=["intra-fid"], extractor="lenet-mnist", progress=False, bootstrap=20)
+    assert archived.differences[0][1].difference == pytest.approx(difference.difference, rel=1e-9)
+
+
+def test_an_unlabelled_reference_is_refused_before_the_feature_pass():
+    from ganbench.data import load_images
+
+    faithful, _ = digit_banks()
+    unlabelled = torch.as_tensor(load_images("digits", split="test")[0])
+    with pytest.raises(InputError, match="needs the class of every reference image"):
+        evaluate(faithful, unlabelled, ["intra-fid"], extractor="lenet-mnist", num_samples=400, device="cpu",
+                 progress=False, use_cache=False, bootstrap=0)
