@@ -53,7 +53,9 @@ Rules the harness (:mod:`ganbench.training`) relies on:
   use, and what the harness keeps an EMA copy of.
 * Randomness comes from ``ctx``: ``ctx.latents(...)`` / ``ctx.generator`` (seeded and
   checkpointed); dropout and other global-RNG users are covered because the harness
-  seeds and checkpoints the global RNG inside its own fork of it.
+  seeds and checkpoints the global RNG inside its own fork of it. Per-sample noise drawn
+  with ``ctx.latents`` / ``ctx.rand`` / ``ctx.randn`` gives each ``torchrun`` process its
+  own rows of the whole batch's draw.
 * Losses run under ``with ctx.autocast():`` and are applied with
   ``ctx.backward_step(loss, optimizer)`` (zero grad, backward, AMP scaling, step).
 * Every hyperparameter lives in the config dataclass; ``image_size``, ``channels``
@@ -481,12 +483,27 @@ class TrainContext:
         """
         optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward(retain_graph=retain_graph)
+        self.reduce_gradients(optimizer)
         if clip_grad_norm is not None:
             self.scaler.unscale_(optimizer)
             params = [p for g in optimizer.param_groups for p in g["params"]]
             torch.nn.utils.clip_grad_norm_(params, clip_grad_norm)
         self.scaler.step(optimizer)
         self.scaler.update()
+
+    def reduce_gradients(self, optimizer: torch.optim.Optimizer) -> None:
+        """Between backward and step: nothing in one process; under ``torchrun``
+        (:class:`ganbench.distributed.DistributedTrainContext`) the gradients of
+        ``optimizer``'s parameters are averaged over the processes here."""
+
+    def rand(self, n: int, *shape: int) -> torch.Tensor:
+        """``n`` per-sample draws from U[0, 1), shape ``(n, *shape)``, from ``ctx.generator``
+        (under ``torchrun``: this process's rows of the whole batch's draw)."""
+        return torch.rand(n, *shape, device=self.device, generator=self.generator)
+
+    def randn(self, n: int, *shape: int) -> torch.Tensor:
+        """``n`` per-sample draws from N(0, 1), shape ``(n, *shape)``, as :meth:`rand`."""
+        return torch.randn(n, *shape, device=self.device, generator=self.generator)
 
     def latents(self, latent: LatentSpec, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``n`` latents z (and uniform labels for conditional models) from ``ctx.generator``."""

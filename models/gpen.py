@@ -281,7 +281,7 @@ class GPEN(GANModel):
         if not prior and "source" not in batch.extra:
             raise GanbenchError("gpen trains on a restoration dataset (e.g. --dataset mnist-degraded)")
         if prior:  # pre-training the GAN prior: the decoder as an unconditional StyleGAN
-            z = torch.randn(len(clean), c.style_dim, device=ctx.device, generator=ctx.generator)
+            z = ctx.randn(len(clean), c.style_dim)
             make_fake = lambda: G.sample_prior(z, ctx.generator)  # noqa: E731
         else:
             degraded = batch.extra["source"]

@@ -351,7 +351,7 @@ class ProGAN(GANModel):
         n = len(real)
 
         z, _ = ctx.latents(G.latent, n)
-        eps = torch.rand(n, device=ctx.device, generator=ctx.generator)
+        eps = ctx.rand(n)
         with ctx.autocast():
             with torch.no_grad():
                 fake = ctx.images(G.synthesize(z, stage, alpha))

@@ -179,7 +179,7 @@ class WGANGP(GANModel):
         for real_batch in ctx.real_batches(batch, c.n_critic):  # a fresh batch per critic update
             real = real_batch.images
             z, _ = ctx.latents(self.generator.latent, n)
-            eps = torch.rand(n, device=ctx.device, generator=ctx.generator)
+            eps = ctx.rand(n)
             with ctx.autocast():
                 with torch.no_grad():
                     fake = ctx.images(self.generator(z))
