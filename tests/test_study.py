@@ -192,6 +192,16 @@ def test_a_draw_that_keeps_raising_is_retried_then_reported_failed(tmp_path, mon
     assert sorted(zip(frame.draw, frame.seed)) == [(0, 0), (0, 1), (1, 0), (1, 1)]
     assert (frame.outcome == "failed").all() and frame.value.isna().all()
 
+    monkeypatch.setattr(worker, "train_and_evaluate", lambda *args: ("ok", 50.0, 256))  # the cause is fixed
+    assert engine.retry_failed(store, engine.load_protocol(store, "raising")) == 2
+    assert engine.retry_failed(store, engine.load_protocol(store, "raising")) == 0  # queued: not failed now
+    worker.run_worker("raising", storage, runs=tmp_path / "runs", heartbeat=1, log=lambda line: None)
+    frame = engine.trial_frame(store, engine.load_protocol(store, "raising"))
+    assert sorted(zip(frame.draw, frame.seed)) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert (frame.outcome == "ok").all() and (frame.value == 50.0).all()
+    draws = engine.draw_values(engine.search_space("vae"), 1, "random", 0)  # the draw kept its values
+    assert json.loads(frame.params[frame.draw == 1].iloc[0])["lr"] == pytest.approx(draws[0]["lr"], rel=1e-12)
+
 
 def test_diverged_runs_are_recorded_and_score_as_untrained(tmp_path, monkeypatch):
     storage = _created(tmp_path, "diverging")

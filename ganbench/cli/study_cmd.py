@@ -76,14 +76,19 @@ def create_cmd(name, models, dataset, trials, seeds, steps, metric, extractor, n
               help="Seconds between heartbeats; a trial silent for 3 of them is retried.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Torch threads per worker [default: cores / workers].")
+@click.option("--retry-failed", is_flag=True,
+              help="First queue again the draws whose retries all failed (once their cause is fixed).")
 @device_option
 @storage_option
-def run_cmd(name, workers, runs, heartbeat, threads, device, storage):
+def run_cmd(name, workers, runs, heartbeat, threads, retry_failed, device, storage):
     """Run the waiting trials of NAME until none is left; start it again (here or on
     another machine with the same --storage) to add workers or to resume."""
-    from ganbench.study.engine import load_protocol, open_storage
+    from ganbench.study.engine import load_protocol, open_storage, retry_failed as queue_failed_again
 
-    load_protocol(open_storage(storage, heartbeat=heartbeat), name)  # unknown study: one line, before any work
+    store = open_storage(storage, heartbeat=heartbeat)
+    protocol = load_protocol(store, name)  # unknown study: one line, before any work
+    if retry_failed:
+        click.echo(f"study {name}: {queue_failed_again(store, protocol)} failed draws queued again")
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
     jobs = dict(name=name, location=storage, runs=runs, device=device or "cpu", heartbeat=heartbeat, threads=threads)
     if workers == 1:

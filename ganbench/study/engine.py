@@ -31,6 +31,7 @@ import json
 import math
 import time
 import warnings
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -326,18 +327,14 @@ def trial_frame(storage: RDBStorage, protocol: dict[str, Any]):
     import pandas as pd
 
     rows, seen = [], set()
-    final_failures = {}
     for model, t in iter_trials(storage, protocol):
         draw = t.user_attrs.get("draw", 0)
         if t.state == TrialState.COMPLETE and (model, draw) not in seen:
             seen.add((model, draw))
             rows += [_run_row(model, draw, t.number, r) for r in t.user_attrs.get("runs", [])]
-        elif t.state == TrialState.FAIL and len(t.system_attrs.get("retry_history", [])) >= MAX_RETRY:
-            final_failures[(model, draw)] = t
-    for (model, draw), t in final_failures.items():
-        if (model, draw) not in seen:
-            failed = {"value": math.nan, "outcome": "failed", "learned": False, "params": t.params}
-            rows += [_run_row(model, draw, t.number, {"seed": s, **failed}) for s in protocol["seeds"]]
+    for (model, draw), t in failed_for_good(storage, protocol).items():
+        failed = {"value": math.nan, "outcome": "failed", "learned": False, "params": t.params}
+        rows += [_run_row(model, draw, t.number, {"seed": s, **failed}) for s in protocol["seeds"]]
     columns = ["model", "draw", "seed", "value", "outcome", "learned", "params", "seconds", "images", "steps", "trial"]
     return pd.DataFrame(rows, columns=columns).sort_values(["model", "draw", "seed"], ignore_index=True)
 
@@ -349,17 +346,41 @@ def _run_row(model: str, draw: int, number: int, run: dict[str, Any]) -> dict[st
             "trial": number}
 
 
+def failed_for_good(storage: RDBStorage, protocol: dict[str, Any]) -> dict[tuple[str, int], Any]:
+    """{(model, draw): its last failed trial} of the draws whose retries all failed and that
+    no trial has completed or is still running or waiting for."""
+    failed, alive = {}, set()
+    for model, t in iter_trials(storage, protocol):
+        draw = (model, t.user_attrs.get("draw", 0))
+        if t.state == TrialState.FAIL and len(t.system_attrs.get("retry_history", [])) >= MAX_RETRY:
+            failed[draw] = t
+        elif t.state != TrialState.FAIL:
+            alive.add(draw)
+    return {draw: t for draw, t in failed.items() if draw not in alive}
+
+
+def retry_failed(storage: RDBStorage, protocol: dict[str, Any]) -> int:
+    """Queue again, with a fresh retry budget, every draw that failed for good (after the
+    cause, e.g. a crash or a full disk, was fixed); the number of draws queued. A draw keeps
+    its values: a searched draw's fixed values, or what was suggested for it."""
+    failed = failed_for_good(storage, protocol)
+    for (model, _), t in sorted(failed.items(), key=lambda item: item[0]):
+        params = t.system_attrs.get("fixed_params") or t.params
+        attrs = {key: value for key, value in t.user_attrs.items() if key in ("draw", "searched")}
+        model_study(storage, protocol["name"], model).enqueue_trial(params, user_attrs=attrs)
+    return len(failed)
+
+
 def status_frame(storage: RDBStorage, protocol: dict[str, Any]):
-    """Per model: draws done, running, waiting, failed for good, of the draws declared."""
+    """Per model: draws done, running, waiting, failed for good, and failed trials retried."""
     import pandas as pd
 
     rows = []
+    failed = Counter(model for model, _ in failed_for_good(storage, protocol))
     for model in protocol["models"]:
         trials = model_study(storage, protocol["name"], model).get_trials(deepcopy=False)
         count = {state: sum(t.state == state for t in trials) for state in TrialState}
-        failed_for_good = sum(t.state == TrialState.FAIL and len(t.system_attrs.get("retry_history", [])) >= MAX_RETRY
-                              for t in trials)
         rows.append({"model": model, "draws": protocol["trials"] + 1, "done": count[TrialState.COMPLETE],
                      "running": count[TrialState.RUNNING], "waiting": count[TrialState.WAITING],
-                     "failed": failed_for_good, "retried": count[TrialState.FAIL] - failed_for_good})
+                     "failed": failed[model], "retried": count[TrialState.FAIL] - failed[model]})
     return pd.DataFrame(rows)
