@@ -18,7 +18,8 @@ rows are never grouped with anything but identical protocols.
 Per table: one row per model (or per model and checkpoint), per column the mean over runs
 (values within one run are averaged first), the sample standard deviation over runs
 (``ddof=1``; NaN with one run), the number of runs, and a rank by the primary column in
-its own direction (``higher_is_better``), ties sharing the better rank.
+its own direction (``higher_is_better``; an output best at a value, such as C_T at 0, by the
+distance to it: the metric registry's ``ideal``), ties sharing the better rank.
 """
 from __future__ import annotations
 
@@ -46,6 +47,18 @@ class MetricColumn:
     metric: str  # metric name ("fid", "pr")
     protocol_id: str
     higher_is_better: bool
+    ideal: float | None = None  # best at this value, ranked by the distance to it (C_T: 0); None: directional
+
+    @property
+    def arrow(self) -> str:
+        """The header mark of its direction: ``↑``, ``↓`` or ``→0``."""
+        return f"→{self.ideal:g}" if self.ideal is not None else "↑" if self.higher_is_better else "↓"
+
+    def badness(self, values: pd.Series) -> pd.Series:
+        """What ranks ascending: the distance to the ideal, or the value in its direction."""
+        if self.ideal is not None:
+            return (values - self.ideal).abs()
+        return -values if self.higher_is_better else values
 
 
 @dataclass
@@ -293,6 +306,18 @@ def build_leaderboards(results: pd.DataFrame, metrics: Sequence[str] | None = No
     return boards
 
 
+def _ideal(metric: str, key: str) -> float | None:
+    """The value ``key`` of ``metric`` is best at when it ranks by the distance to it (the
+    metric registry's ``ideal``; rows carry only ``higher_is_better``); None for directional
+    outputs and metrics not installed here."""
+    from ganbench.registry import metrics as metric_registry
+
+    try:
+        return metric_registry.metadata(metric).get("ideal", {}).get(key)
+    except GanbenchError:
+        return None
+
+
 def _one_board(rows: pd.DataFrame, part: pd.DataFrame, *, entity: list[str], wanted: list[str],
                primary: str | None, by_checkpoint: bool) -> Leaderboard:
     """One table from its raw ``rows`` and their summary ``part``."""
@@ -306,7 +331,7 @@ def _one_board(rows: pd.DataFrame, part: pd.DataFrame, *, entity: list[str], wan
 
     cols["_pos"] = [position(m, k, o) for m, k, o in zip(cols["metric"], cols["key"], cols["order"])]
     cols = cols.sort_values("_pos", kind="stable")
-    columns = [MetricColumn(str(c), str(k), str(m), str(p), bool(h)) for c, k, m, p, h in
+    columns = [MetricColumn(str(c), str(k), str(m), str(p), bool(h), _ideal(str(m), str(k))) for c, k, m, p, h in
                zip(cols["column"], cols["key"], cols["metric"], cols["protocol_id"], cols["higher_is_better"])]
 
     chosen = None
@@ -329,7 +354,7 @@ def _one_board(rows: pd.DataFrame, part: pd.DataFrame, *, entity: list[str], wan
         frame[f"{c.name}_n"] = n[c.name].reindex(frame.index).fillna(0).astype("int64")
         for side, values in ci.items():
             frame[f"{c.name}_{side}"] = values[c.name].reindex(frame.index).astype("float64")
-    rank = frame[chosen.name].rank(ascending=not chosen.higher_is_better, method="min")
+    rank = chosen.badness(frame[chosen.name]).rank(method="min")
     frame.insert(0, "rank", rank.astype("Int64"))
     frame = frame.sort_values(["rank", "model"], na_position="last", kind="stable").reset_index(drop=True)
 

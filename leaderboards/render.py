@@ -4,7 +4,8 @@ Every table is preceded by its protocol (:attr:`Leaderboard.title`), so a number
 never shown without what it was measured under. Cells read ``mean ± std`` (std over
 runs, shown when there are two runs or more); the best value of each column is bold.
 CSV is for machines: one row per (table, entity), the protocol in columns, full
-precision, ``<column>``/``<column>_std``/``<column>_n`` per metric.
+precision, ``<column>``/``<column>_std``/``<column>_n`` per metric. HTML pages, and the
+report site with samples and plots, are built by :mod:`ganbench.leaderboards.site`.
 
 Names (models, datasets, references, extractors, metric columns) come from users and
 plug-ins, so every one is escaped for its format: :func:`markdown_escape` (no HTML, no
@@ -13,7 +14,6 @@ links, one line), :func:`latex_escape` (one line), ``html.escape`` and :func:`cs
 """
 from __future__ import annotations
 
-import html
 import math
 import os
 import re
@@ -80,7 +80,7 @@ class _Cells:
         if board.by_checkpoint:
             self.headers += ["Checkpoint", "Step"]
             self.align += ["l", "r"]
-        self.metric_headers = [(c.name, c.higher_is_better) for c in board.columns]
+        self.metric_headers = [(c.name, c.arrow) for c in board.columns]
         self.first_metric = len(self.headers)
         # (mean text, std text, best, "[low, high]" text of a single run's interval or "")
         text: list[list[str]] = []
@@ -96,13 +96,14 @@ class _Cells:
             means = f[c.name].to_numpy(dtype="float64")
             stds = f[f"{c.name}_std"].to_numpy(dtype="float64")
             d = decimals(list(means), digits)
-            finite = [m for m in means if not math.isnan(m)]
-            best = (max(finite) if c.higher_is_better else min(finite)) if len(finite) > 1 else None
+            badness = c.badness(pd.Series(means)).to_numpy(dtype="float64")  # the best cell is the least bad
+            finite = [b for b in badness if not math.isnan(b)]
+            best = min(finite) if len(finite) > 1 else None
             lows, highs = (f.get(f"{c.name}_{side}", pd.Series([math.nan] * len(f))).to_numpy(dtype="float64")
                            for side in ("ci_low", "ci_high"))
             for i, (m, s) in enumerate(zip(means, stds)):
                 interval = "" if math.isnan(lows[i]) else f"[{_num(lows[i], d)}, {_num(highs[i], d)}]"
-                self.cells[i].append((_num(m, d), _num(s, d), best is not None and m == best, interval))
+                self.cells[i].append((_num(m, d), _num(s, d), best is not None and badness[i] == best, interval))
         self.text = text
         self.runs = [str(int(r)) for r in f["runs"]]
 
@@ -112,7 +113,8 @@ class _Cells:
 
 def _note(board: Leaderboard) -> str:
     p = board.primary_column
-    direction = "higher is better" if p.higher_is_better else "lower is better"
+    direction = (f"closest to {p.ideal:g} is best" if p.ideal is not None
+                 else "higher is better" if p.higher_is_better else "lower is better")
     return f"Ranked by {p.name} ({direction}); mean ± std over runs."
 
 
@@ -125,6 +127,7 @@ _SCRIPT_SCHEME = re.compile(r"(javascript|vbscript)(\s*):", re.IGNORECASE)
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
                   "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}"}
+_LATEX_ARROWS = {"↑": r"$\uparrow$", "↓": r"$\downarrow$"}  # else "→0": best at 0
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what spreadsheets evaluate (OWASP CSV injection)
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
@@ -175,7 +178,7 @@ def _render_md(boards: Sequence[Leaderboard], digits: int, bold_best: bool) -> s
     out = []
     for board in boards:
         cells = _Cells(board, digits)
-        headers = cells.headers + [f"{n} {'↑' if hib else '↓'}" for n, hib in cells.metric_headers] + ["Runs"]
+        headers = cells.headers + [f"{n} {arrow}" for n, arrow in cells.metric_headers] + ["Runs"]
         align = cells.align + ["r"] * (len(cells.metric_headers) + 1)
         rows = []
         for text, metrics, runs in zip(cells.text, cells.cells, cells.runs):
@@ -197,8 +200,8 @@ def _render_latex(boards: Sequence[Leaderboard], digits: int, bold_best: bool, b
         n = cells.header_count()
         spec = "".join(cells.align) + "r" * (len(cells.metric_headers) + 1)
         headers = [latex_escape(h) for h in cells.headers] + \
-            [latex_escape(name) + (r" $\uparrow$" if hib else r" $\downarrow$")
-             for name, hib in cells.metric_headers] + ["Runs"]
+            [latex_escape(name) + " " + _LATEX_ARROWS.get(arrow, f"$\\to${latex_escape(arrow[1:])}")
+             for name, arrow in cells.metric_headers] + ["Runs"]
         lines = [f"% {latex_escape(board.title)}", f"% {latex_escape(_note(board).replace('±', '+-'))}",
                  f"\\begin{{tabular}}{{{spec}}}", top, " & ".join(headers) + r" \\", mid]
         for text, metrics, runs in zip(cells.text, cells.cells, cells.runs):
@@ -215,29 +218,9 @@ def _render_latex(boards: Sequence[Leaderboard], digits: int, bold_best: bool, b
 
 
 def _render_html(boards: Sequence[Leaderboard], digits: int, bold_best: bool) -> str:
-    esc = html.escape
-    parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
-             "<title>ganbench leaderboard</title>",
-             "<style>table{border-collapse:collapse;margin-bottom:2em}th,td{padding:.25em .6em;"
-             "border-bottom:1px solid #ccc}td.r,th.r{text-align:right}</style>",
-             "</head>", "<body>"]
-    for board in boards:
-        cells = _Cells(board, digits)
-        parts += [f"<h3>{esc(board.title)}</h3>", f"<p>{esc(_note(board))}</p>", "<table>", "<thead><tr>"]
-        heads = [(h, a) for h, a in zip(cells.headers, cells.align)] + \
-            [(f"{n} {'↑' if hib else '↓'}", "r") for n, hib in cells.metric_headers] + [("Runs", "r")]
-        parts.append("".join(f'<th class="{a}">{esc(h)}</th>' for h, a in heads))
-        parts += ["</tr></thead>", "<tbody>"]
-        for text, metrics, runs in zip(cells.text, cells.cells, cells.runs):
-            tds = [f'<td class="{a}">{esc(t)}</td>' for t, a in zip(text, cells.align)]
-            for mean, std, best, interval in metrics:
-                v = esc(_value_text(mean, std, interval, "±"))
-                tds.append(f'<td class="r">{"<strong>" + v + "</strong>" if best and bold_best and v else v}</td>')
-            tds.append(f'<td class="r">{runs}</td>')
-            parts.append("<tr>" + "".join(tds) + "</tr>")
-        parts += ["</tbody>", "</table>"]
-    parts += ["</body>", "</html>", ""]
-    return "\n".join(parts)
+    from ganbench.leaderboards.site import render_page  # the site renders the page; it imports this module
+
+    return render_page(boards, digits=digits, bold_best=bold_best)
 
 
 def to_frame(boards: Sequence[Leaderboard]) -> pd.DataFrame:

@@ -14,7 +14,8 @@ Extractors may provide more names (e.g. VGG16's ``"fc2_relu"``).
 A **metric** is a pure function of features. It declares the features it needs, from
 which extractor (``None``: the run's extractor; a name: always that one, e.g. torch-
 fidelity's precision/recall on VGG16), whether it needs reference features, which of
-its outputs are better when higher, and a ``version`` bumped whenever its numbers could
+its outputs are better when higher (or lower), which are best at a value instead (C_T:
+0, ranked by the distance to it), and a ``version`` bumped whenever its numbers could
 change. The runner takes the union of what all requested metrics need, builds each
 extractor once, and runs one pass over every input. A *paired* metric (``needs_targets``)
 compares pixels instead: in the same pass the runner keeps the translated images and gives
@@ -31,7 +32,9 @@ import torch
 from torch import nn
 
 from ganbench.coercion import read_options
+from ganbench.errors import GanbenchError
 from ganbench.registry import feature_extractors, metrics
+from ganbench.weights import WeightsFile
 
 
 class FeatureExtractor(nn.Module):
@@ -58,9 +61,41 @@ class FeatureExtractor(nn.Module):
         }
 
 
-def register_extractor(name: str, *, provides: tuple[str, ...], description: str = ""):
-    """Register a factory ``build(weights=None, device="cpu") -> FeatureExtractor``."""
-    return feature_extractors.register(name, provides=provides, description=description)
+def register_extractor(name: str, *, provides: tuple[str, ...], description: str = "",
+                       weights: WeightsFile | None = None):
+    """Register a factory ``build(weights=None, device="cpu") -> FeatureExtractor``;
+    ``weights``: the official file it resolves (``ganbench extractors`` lists it)."""
+    extra = {} if weights is None else {"weights": weights}
+    return feature_extractors.register(name, provides=provides, description=description, **extra)
+
+
+def extractor_weights(name: str) -> WeightsFile | None:
+    """The official weights file of the registered extractor ``name``: the one given to
+    :func:`register_extractor`, else the one its factory resolves (:func:`_weights_named_by`);
+    None when it has none (shipped weights, a plug-in without a file)."""
+    entry = feature_extractors.entry(name)
+    declared = entry.metadata.get("weights")
+    return declared if declared is not None else _weights_named_by(entry.load())
+
+
+def _weights_named_by(factory: Callable) -> WeightsFile | None:
+    """The :class:`WeightsFile` a factory registered without ``weights=`` refers to: a variable
+    it closes over or a global it names that is one (or holds one as ``.weights``: CLIP's
+    architecture), or the entry of a global dict it indexes with a constant (``CATALOG["vgg16"]``)."""
+    try:
+        refs = inspect.getclosurevars(factory)
+    except TypeError:  # not a Python function (a class, a builtin)
+        return None
+    constants = set(c for c in factory.__code__.co_consts if isinstance(c, str))
+    for value in [*refs.nonlocals.values(), *refs.globals.values()]:
+        found = value if isinstance(value, WeightsFile) else getattr(value, "weights", None)
+        if isinstance(found, WeightsFile):
+            return found
+        if isinstance(value, dict):
+            hits = [v for k, v in value.items() if k in constants and isinstance(v, WeightsFile)]
+            if hits:
+                return hits[0]
+    return None
 
 
 @dataclass(frozen=True)
@@ -103,7 +138,7 @@ class Metric:
     #         *, generator: torch.Generator, **options) -> MetricResult (or {output key: value})
     # Options arrive read as their types (see read_options).
     features: tuple[str, ...]  # feature names needed from the extractor
-    higher_is_better: dict[str, bool]  # for every primary output key
+    higher_is_better: dict[str, bool]  # for every primary output key not in ``ideal``
     needs_reference: bool = True  # False for IS
     extractor: str | None = None  # None: the run's extractor; else always this one
     version: int = 1  # bump whenever the numbers could change
@@ -120,6 +155,36 @@ class Metric:
     # (ganbench.metrics.bootstrap)
     replicates: Callable[..., dict[str, Any]] | None = None
     interval: bool = True  # False: no bootstrap interval (fid-inf: a fit over subsets already)
+    # output keys best at a value, neither higher nor lower (C_T: 0; < 0 copies, > 0 underfits):
+    # ranked by |value - ideal|
+    ideal: dict[str, float] = field(default_factory=dict)
+    # the option naming the feature key compute reads instead of ``features`` (fd: "feature")
+    feature_option: str | None = None
+
+    def __post_init__(self):
+        both = set(self.ideal) & set(self.higher_is_better)
+        if both:
+            raise GanbenchError(f"metric {self.name!r}: {sorted(both)} cannot both have an ideal value and "
+                                f"be higher/lower-is-better")
+        if self.feature_option is not None and self.feature_option not in self.defaults:
+            raise GanbenchError(f"metric {self.name!r}: feature_option {self.feature_option!r} is not one of "
+                                f"its options ({', '.join(self.defaults) or 'none'})")
+
+    def direction(self, key: str) -> str:
+        """How ``key`` ranks: "higher is better", "lower is better", "ideal 0" (best at 0,
+        ranked by the distance to it), or "" for a key without a direction (a secondary output)."""
+        if key in self.ideal:
+            return f"ideal {self.ideal[key]:g}"
+        if key in self.higher_is_better:
+            return "higher is better" if self.higher_is_better[key] else "lower is better"
+        return ""
+
+    def features_for(self, options: dict[str, Any]) -> tuple[str, ...]:
+        """The feature keys ``compute`` reads under ``options`` (as :meth:`read_options` gives
+        them): ``features``, or the one key the ``feature_option`` option names."""
+        if self.feature_option is None:
+            return self.features
+        return (str(options[self.feature_option]),)
 
     def read_options(self, given: dict[str, Any] | None = None) -> dict[str, Any]:
         """Every option of this metric: ``defaults`` overridden by ``given`` (text from the
@@ -129,7 +194,10 @@ class Metric:
 
 
 # what the runner passes to compute itself; every other keyword-only parameter is an option
-RUNNER_ARGUMENTS = frozenset({"generator", "device", "batch_size", "weights", "labels", "outputs", "targets"})
+# (ganbench.evaluation.compute_metric: inputs and features_of to computes that name them, reference_labels
+# to those that name it, as intra-FID does)
+RUNNER_ARGUMENTS = frozenset({"generator", "device", "batch_size", "weights", "labels", "outputs", "targets",
+                              "inputs", "features_of", "reference_labels"})
 
 
 def keyword_defaults(compute: Callable) -> dict[str, Any]:
@@ -151,6 +219,6 @@ def _option_hints(compute: Callable) -> dict[str, Any]:
 
 
 def register_metric(metric: Metric) -> Metric:
-    metrics.register(metric.name, metric, higher_is_better=metric.higher_is_better,
+    metrics.register(metric.name, metric, higher_is_better=metric.higher_is_better, ideal=metric.ideal,
                      description=metric.description)
     return metric

@@ -17,7 +17,8 @@ their share of test samples, over the cells holding more than ``tau_samples`` ge
 samples. ``C_T << 0``: generated samples sit closer to the training set than fresh data
 does (data-copying); ``>> 0``: farther (underfitting); under the null hypothesis (generated
 samples as far from the training set as fresh data) a weighted mean of z-scores, so about
-standard normal or tighter. Definitions as the authors' code has them
+standard normal or tighter. Its ideal is 0, neither higher nor lower: leaderboards rank it
+by ``|C_T|``. Definitions as the authors' code has them
 (github.com/casey-meehan/data-copying, ``data_copying_tests.py``: ``Zu``, ``Zu_cells``,
 ``C_T``; read at commit a0ba2db): U is scipy's statistic of the generated distances
 (``mannwhitneyu(LQm, LPn, alternative="less")``), z-scored with mean ``nm/2 - 0.5`` and
@@ -197,7 +198,8 @@ register_metric(Metric(
     compute=compute_ct,
     features=("pool",),
     needs_reference=True,  # the held-out test split
-    higher_is_better={"ct": True},  # ideally ~0; very negative = copying, which is what it detects
+    higher_is_better={},
+    ideal={"ct": 0.0},  # < 0: copies the training set, > 0: underfits; neither side is better by itself
     version=1,
     defaults=keyword_defaults(compute_ct),
     min_samples=lambda options: max(options["cells"], options["tau_samples"] + 1),

@@ -153,3 +153,44 @@ def test_paper_scale_digits(data_dir, tmp_path):
                               options={"ct": {"train": "mnist:train"}}).value("ct")
               for which in ("copies", "fresh")}
     assert values["copies"] < -10 and abs(values["fresh"]) < 3, values
+
+
+# -- C_T's direction: best at 0 -------------------------------------------------------------------
+def ct_rows(values: dict[str, float]) -> list[dict]:
+    """One stored ct row per model, as the evaluation writes them (higher_is_better False: ct has none)."""
+    from ganbench.leaderboards import make_protocol
+
+    protocol, protocol_id = make_protocol(extractor="lenet-mnist", weights_sha256="ab" * 32, num_samples=1000,
+                                          reference="mnist:test", num_reference=1000, metric="ct", metric_version=1)
+    return [dict(run_id=f"run-{model}", timestamp="2024-05-01T12:00:00+00:00", model=model, checkpoint_sha256=None,
+                 step=None, third_party=False, dataset="mnist:test", split="test", metric="ct", key="ct", value=value,
+                 std=None, higher_is_better=False, num_samples=1000, num_reference=1000, extractor="lenet-mnist",
+                 weights_sha256="ab" * 32, weights_standard=True, protocol=protocol, protocol_id=protocol_id, seed=0,
+                 ganbench_version="0.1.0", git_commit=None, torch_version="2.3.0", device="cpu", wall_time_s=1.0,
+                 source=model, tags="{}")
+            for model, value in values.items()]
+
+
+def test_leaderboards_rank_c_t_by_its_distance_to_zero(tmp_path):
+    from ganbench.leaderboards import build_leaderboards, open_store, render_leaderboards
+
+    store = open_store(tmp_path / "results.sqlite")
+    # higher-is-better would put underfitter first, lower-is-better copier first
+    store.append(ct_rows({"copier": -6.0, "faithful": 0.3, "underfitter": 2.0, "mirror": -0.3}))
+    [board] = build_leaderboards(store.load())
+    assert board.primary_column.ideal == 0.0
+    ranks = dict(zip(board.frame["model"], board.frame["rank"]))
+    assert ranks == {"faithful": 1, "mirror": 1, "underfitter": 3, "copier": 4}
+    markdown = render_leaderboards([board], "md")
+    assert "ct →0" in markdown and "closest to 0 is best" in markdown
+    assert "| **0.300** |" in markdown and "| **-0.300** |" in markdown and "| 2.000 |" in markdown
+    assert r"ct $\to$0" in render_leaderboards([board], "latex")
+
+
+def test_a_study_refuses_to_optimise_c_t():
+    from ganbench.errors import GanbenchError
+    from ganbench.study.engine import _metric_direction
+
+    assert _metric_direction("fid") is False and _metric_direction("isc") is True
+    with pytest.raises(GanbenchError, match="no single value named 'ct' to optimise"):
+        _metric_direction("ct")

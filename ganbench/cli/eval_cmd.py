@@ -203,23 +203,78 @@ def format_table(rows) -> str:
 
 @click.command("metrics")
 def metrics_cmd():
-    """List the available metrics."""
+    """List the available metrics: what each computes, which way it ranks, what it reads.
+
+    \b
+    Each metric takes two lines:
+      NAME  description
+            direction of each output; reads: its feature space; options
+    """
     from ganbench.registry import metrics
 
     for entry in metrics.entries():
         m = entry.load()
-        needs = "generator" if m.needs_generator else "pixels vs paired targets" if not m.features else (
-            f"features {','.join(m.features)}" + (f" from {m.extractor}" if m.extractor else ""))
-        ref = "reference" if m.needs_reference else "no reference"
-        click.echo(f"{entry.name:16s} {needs}; {ref}; options: "
-                   f"{', '.join(f'{k}={v}' for k, v in m.defaults.items()) or '-'}")
+        click.echo(f"{entry.name:16s} {m.description or '-'}")
+        options = ", ".join(f"{k}={v}" for k, v in m.defaults.items()) or "-"
+        click.echo(f"{'':16s} {directions(m)}; reads: {feature_space(m)}; options: {options}")
+
+
+def directions(metric) -> str:
+    """``"lower is better (fid)"``; outputs sharing a direction are listed together."""
+    by_direction: dict[str, list[str]] = {}
+    for key in [*metric.higher_is_better, *metric.ideal]:
+        by_direction.setdefault(metric.direction(key), []).append(key)
+    return "; ".join(f"{d} ({', '.join(keys)})" for d, keys in by_direction.items()) or "no ranked output"
+
+
+def feature_space(metric) -> str:
+    """What a metric reads: features of an extractor, the generator itself, or pixels."""
+    from ganbench.evaluation import DEFAULT_EXTRACTOR
+
+    if metric.needs_generator:
+        space = "generator"
+    elif metric.needs_targets:
+        space = "pixels vs paired targets"
+    elif not metric.features:
+        space = "labelled pixels" if metric.needs_labels else "pixels"
+    else:
+        which = metric.extractor or f"--extractor (default {DEFAULT_EXTRACTOR})"
+        space = f"{','.join(metric.features_for(metric.defaults))} of {which}"
+        if metric.needs_labels:
+            space += " with class labels"
+    return space + (" vs a reference" if metric.needs_reference else "")
 
 
 @click.command("extractors")
 def extractors_cmd():
-    """List the available feature extractors."""
+    """List the feature extractors and where their standard weights come from.
+
+    \b
+    Each extractor takes two lines:
+      NAME  features it provides  description
+            weights: file, sha256, URL, and where to put the file for offline use
+    """
+    from ganbench.metrics.base import extractor_weights
     from ganbench.registry import feature_extractors
 
     for entry in feature_extractors.entries():
         provides = ",".join(entry.metadata.get("provides", ()))
-        click.echo(f"{entry.name:22s} provides {provides}  {entry.metadata.get('description', '')}")
+        click.echo(f"{entry.name:22s} provides {provides}  {entry.metadata.get('description', '')}".rstrip())
+        click.echo(f"{'':22s} weights: {weights_text(extractor_weights(entry.name))}")
+
+
+def weights_text(spec) -> str:
+    """Where a standard weights file comes from and where ganbench looks for it offline
+    (:func:`ganbench.weights.resolve_weights`' order)."""
+    from ganbench.weights import hub_checkpoint_dir
+
+    if spec is None:
+        return "no file to fetch (shipped with ganbench or built in); --weights PATH loads another"
+    if spec.sha256 == "unknown":
+        digest = "sha256 unknown (not published: never 'standard')"
+    elif len(spec.sha256) < 64:
+        digest = f"sha256 starts {spec.sha256} (all that is published)"
+    else:
+        digest = f"sha256 {spec.sha256}"
+    return (f"{spec.filename}, {digest}, from {spec.url}; offline: --weights PATH, "
+            f"$GANBENCH_WEIGHTS_DIR/{spec.filename} or {hub_checkpoint_dir() / spec.filename}")
