@@ -1,7 +1,7 @@
 """Evaluation throughput: ganbench vs torch-fidelity, FID + IS + KID + precision/recall.
 
     python bench/eval_speed.py [--num 2000] [--device cpu|cuda] [--batch-size 64] [--repeats 3]
-                               [--weights weights-inception-2015-12-05-6726825d.pth]
+                               [--weights weights-inception-2015-12-05-6726825d.pth] [--json OUT.json]
 
 Both sides get the same uint8 images (MNIST test digits as "real", other MNIST digits
 shifted and noised as "fake"; scikit-learn's digits when MNIST is absent), the same
@@ -11,19 +11,44 @@ stand-in written to a temporary folder) and the same metric settings (IS 10 spli
 Each side computes all four metrics on both image sets; runs alternate between the two
 and the median wall time is reported, since the machine may be shared. It prints
 images/s of each, the ratio ganbench / torch-fidelity, and the largest relative
-difference between their numbers (which must stay below 1e-3).
+difference between their numbers (which must stay below 1e-3). On CUDA it also prints the
+fraction of the device's float32 peak that ganbench's Inception forward reached
+(INCEPTION_GFLOPS per 299 x 299 image; the peak from PEAK_FP32_TFLOPS by device name, or
+``--peak-tflops``). ``--json`` writes the figures to a file.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import platform
 import statistics
 import tempfile
 import time
+from datetime import datetime, timezone
 
 import torch
 
 from ganbench.crosscheck import Uint8Images  # torch-fidelity's input
+
+INCEPTION_GFLOPS = 11.5  # one Inception-v3 forward at 299 x 299 (2 x 5.7 G multiply-adds)
+# dense float32 (non-tensor-core) peaks from the vendors' data sheets, by a name fragment
+PEAK_FP32_TFLOPS = {"H200": 67.0, "H100 SXM": 67.0, "H100 PCIe": 51.0, "H100": 51.0, "A100": 19.5, "L40S": 91.6,
+                    "A10G": 31.2, "V100": 15.7, "T4": 8.1}
+
+
+def peak_tflops(device: str, given: float | None) -> float | None:
+    """The device's float32 peak: ``given``, else by its CUDA name; None on the CPU or unknown."""
+    if given is not None or not device.startswith("cuda"):
+        return given
+    name = torch.cuda.get_device_name(torch.device(device))
+    return next((peak for fragment, peak in PEAK_FP32_TFLOPS.items() if fragment in name), None)
+
+
+def device_name(device: str) -> str:
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return platform.processor() or platform.machine()
 
 
 def bench_images(num: int) -> tuple[torch.Tensor, torch.Tensor, str]:
@@ -101,6 +126,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--weights", default=None, help="Inception weights file (default: resolve, else seeded)")
+    p.add_argument("--peak-tflops", type=float, default=None, help="the device's float32 peak (default: by name)")
+    p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -132,8 +159,27 @@ def main(argv: list[str] | None = None) -> None:
     worst = max(diffs, key=diffs.get)
     print(f"speed ratio ganbench / torch-fidelity: {ratio:.2f}x (same metrics, same images, caches off)")
     print(f"largest relative difference: {diffs[worst]:.2e} ({worst})")
+    rates = {name: images / statistics.median(times[name]) for name in times}
+    peak = peak_tflops(args.device, args.peak_tflops)
+    share = None if peak is None else rates["ganbench"] * INCEPTION_GFLOPS / (peak * 1e3)
+    if share is not None:
+        print(f"ganbench reached {100 * share:.1f}% of the float32 peak ({peak:g} TFLOP/s, "
+              f"{INCEPTION_GFLOPS} GFLOP per image)")
+    if args.json:
+        write_json(args.json, {"bench": "eval_speed", "inputs": what, "device": args.device,
+                               "device_name": device_name(args.device), "batch_size": args.batch_size,
+                               "threads": torch.get_num_threads(), "weights_official": official,
+                               "images_per_s": rates, "ratio": ratio, "peak_tflops": peak, "peak_share": share,
+                               "values": values, "largest_relative_difference": diffs[worst]})
     if diffs[worst] > 1e-3:
         raise SystemExit(f"disagreement with torch-fidelity above 1e-3 on {worst}")
+
+
+def write_json(path: str, figures: dict) -> None:
+    figures = {**figures, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               "torch": torch.__version__}
+    with open(path, "w") as f:
+        json.dump(figures, f, indent=1, sort_keys=True)
 
 
 if __name__ == "__main__":

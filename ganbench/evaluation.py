@@ -122,7 +122,7 @@ class Plan:
         wanted: dict[str, set[str]] = {}
         for m in self.metrics:
             if m.extractor and (m.metric.needs_reference or not reference):
-                wanted.setdefault(m.extractor, set()).update(m.metric.features)
+                wanted.setdefault(m.extractor, set()).update(m.metric.features_for(m.options))
         return wanted
 
 
@@ -218,7 +218,8 @@ def build_extractors(plan: Plan, *, extractor: str, weights: Any, extra_weights:
         module = feature_extractors.get(name)(weights=path, device=device)
         missing = set(feats) - set(module.provides)
         if missing:
-            users = [m.name for m in plan.metrics if m.extractor == name and set(m.metric.features) & missing]
+            users = [m.name for m in plan.metrics
+                     if m.extractor == name and set(m.metric.features_for(m.options)) & missing]
             raise GanbenchError(f"extractor {name!r} does not provide {sorted(missing)} needed by "
                                 f"{', '.join(users)} (it provides {list(module.provides)})")
         modules[name] = (module, tuple(sorted(feats)))

@@ -95,10 +95,8 @@ def test_fd_on_another_feature_key_through_the_runner_records_it():
     from ganbench.features import extract
     from ganbench.sources import resolve_source
 
-    # isc asks the pass for the logits too (fd alone gets them once the runner extracts
-    # Metric.features_for, not only Metric.features: ganbench.evaluation)
     run = dict(extractor="lenet-mnist", device="cpu", progress=False, use_cache=False, bootstrap=0)
-    on_logits = evaluate("digits:train", "digits:test", ["fd", "isc"], options={"fd": {"feature": "logits"}}, **run)
+    on_logits = evaluate("digits:train", "digits:test", ["fd"], options={"fd": {"feature": "logits"}}, **run)
     on_pool = evaluate("digits:train", "digits:test", ["fd"], **run)
     module = {"lenet-mnist": (feature_extractors.get("lenet-mnist")(), ("logits", "pool"))}
     fake, real = (extract(resolve_source(s), module, use_cache=False, progress=False).features["lenet-mnist"]
