@@ -71,8 +71,15 @@ def _pick_format(fmt: str | None, out: Path | None, allowed: tuple[str, ...]) ->
 @models_option
 @click.option("--format", "fmt", type=click.Choice(["csv", "md", "latex", "html"]), default=None,
               help="Output format (default: from the --out suffix, else md).")
-@out_option
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Write to FILE (atomically) instead of standard output. With --format html, a FOLDER "
+                   "(no suffix, or an existing folder) gets the report site: FOLDER/index.html.")
 @force_option
+@click.option("--studies", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="HTML site: add the figures of every study report (ganbench study report) under this folder.")
+@click.option("--from-csv", "from_csv", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Render a leaderboard CSV (as --format csv writes, e.g. leaderboards/mnist.csv) instead of "
+                   "reading the results store.")
 @by_checkpoint_option
 @store_option
 @protocol_option
@@ -83,8 +90,8 @@ def _pick_format(fmt: str | None, out: Path | None, allowed: tuple[str, ...]) ->
 @click.option("--digits", type=click.IntRange(1, 10), default=4, show_default=True,
               help="Significant digits of the largest value in each column.")
 @click.option("--booktabs", is_flag=True, help="LaTeX: booktabs rules instead of \\hline.")
-def leaderboard_cmd(dataset, metrics, models, fmt, out, force, by_checkpoint, store, protocols, sort_by,
-                    single_table, digits, booktabs):
+def leaderboard_cmd(dataset, metrics, models, fmt, out, force, studies, from_csv, by_checkpoint, store, protocols,
+                    sort_by, single_table, digits, booktabs):
     """Rank models on stored results, one table per comparable protocol.
 
     Numbers measured under different protocols (extractor, weights, sample count,
@@ -92,20 +99,62 @@ def leaderboard_cmd(dataset, metrics, models, fmt, out, force, by_checkpoint, st
     is headed by its protocol, and a metric seen under several protocols gets one
     column per protocol (fid@10k, fid@50k). Cells are mean ± std over runs.
 
+    With --format html and a folder as --out, the report site: one self-contained page
+    (FOLDER/index.html, images inline, nothing fetched) with a section per protocol,
+    sortable columns, a sample thumbnail per model whose run folder is known, and the
+    plots (precision/recall, training losses; study figures with --studies).
+
     \b
     Examples:
       ganbench leaderboard --dataset mnist
       ganbench leaderboard --dataset mnist --metric fid --metric isc --format latex --out table.tex
       ganbench leaderboard --dataset fashion_mnist --by-checkpoint --format csv
+      ganbench leaderboard --dataset mnist --format html --out site/ --studies studies/
+      ganbench leaderboard --from-csv leaderboards/mnist.csv --format html --out site/
     """
     from ganbench.leaderboards.board import build_leaderboards
     from ganbench.leaderboards.render import render_leaderboards
 
-    fmt = _pick_format(fmt, out, ("csv", "md", "latex", "html"))
-    df = _load(store, dataset=dataset, model=list(models) or None)
-    boards = build_leaderboards(df, list(metrics) or None, by_checkpoint=by_checkpoint, primary=sort_by,
-                                protocol=list(protocols) or None, single=single_table)
-    _emit(render_leaderboards(boards, fmt, digits=digits, booktabs=booktabs), out, force)
+    site = out is not None and fmt == "html" and (out.is_dir() or not out.suffix)
+    if studies is not None and not site:
+        raise GanbenchError("--studies goes into the HTML site: pass --format html --out FOLDER")
+    fmt = fmt if site else _pick_format(fmt, out, ("csv", "md", "latex", "html"))
+    if from_csv is not None:
+        boards, df, source = _boards_from_csv(from_csv, dataset, metrics, models, store, protocols, by_checkpoint,
+                                              sort_by, single_table)
+    else:
+        df = _load(store, dataset=dataset, model=list(models) or None)
+        boards = build_leaderboards(df, list(metrics) or None, by_checkpoint=by_checkpoint, primary=sort_by,
+                                    protocol=list(protocols) or None, single=single_table)
+        source = f"the results store {_store_location(store)}"
+    if site:
+        _write_site(boards, df, out, force=force, studies=studies, source=source, digits=digits)
+    else:
+        _emit(render_leaderboards(boards, fmt, digits=digits, booktabs=booktabs), out, force)
+
+
+def _boards_from_csv(path: Path, *store_options):
+    """The leaderboards of a leaderboard CSV, refusing the options that select from a store."""
+    from ganbench.leaderboards.site import boards_from_csv
+
+    if any(store_options):
+        raise GanbenchError("--from-csv renders the file as it is: it takes none of --dataset, --metric, --model, "
+                            "--store, --protocol, --by-checkpoint, --sort-by, --single-table")
+    return boards_from_csv(path), None, str(path)
+
+
+def _store_location(store: str | None) -> str:
+    from ganbench.leaderboards.store import open_store
+
+    return str(open_store(store).location)
+
+
+def _write_site(boards, results, out: Path, *, force: bool, studies: Path | None, source: str, digits: int) -> None:
+    from ganbench.leaderboards.site import find_study_reports, render_page, write_site
+
+    reports = find_study_reports(studies) if studies is not None else ()
+    page = render_page(boards, results, studies=reports, source=source, digits=digits, sortable=True)
+    click.echo(f"wrote {write_site(out, page, force=force)}", err=True)
 
 
 @click.command("results")
