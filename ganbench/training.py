@@ -25,6 +25,12 @@ Reproducibility: model init, data order, latents and the global RNG are all deri
 ``seed`` inside a fork of the global RNG (the caller's RNG is untouched); everything is
 checkpointed, so on CPU the same command gives the same checkpoint, and a resumed run
 ends with the same weights as an uninterrupted one.
+
+Several processes (``torchrun --nproc_per_node K --no-python ganbench train ...``, after the
+caller joined the process group): every process runs this loop on ``batch_size`` rows of
+each whole batch of K x ``batch_size``, gradients averaged before each update
+(:mod:`ganbench.distributed`); process 0 alone writes files and shows progress; the
+checkpoint records the whole batch, so ``--resume`` works in any number of processes.
 """
 from __future__ import annotations
 
@@ -44,7 +50,10 @@ from ganbench.atomic import atomic_path, atomic_write_text, remove_stale_temps
 from ganbench.checkpoints import (CHECKPOINT_NAME, checkpoint_meta, collect_state, read_checkpoint, restore_state,
                                   save_checkpoint)
 from ganbench.data import dataset_info, parse_name, training_data
-from ganbench.errors import GanbenchError, write_problem
+from ganbench.distributed import (PeerFailed, agreed, broadcast_, convert_sync_batchnorm, current_shard,
+                                  from_rank0, is_peer_failure, mean_over_processes, module_state, process_device,
+                                  rank_batches, train_context)
+from ganbench.errors import GanbenchError, first_line, write_problem
 from ganbench.generative import ConditionalImageGenerator, GenerativeModel, sample_latents
 from ganbench.images import float_to_uint8
 from ganbench.models.base import (Batch, GANModel, TrainContext, create_model, eval_mode, model_info,
@@ -78,6 +87,7 @@ class TrainOptions:
     eval_every: int = 0  # steps between evaluate() calls (0: never)
     num_workers: int = 0  # data-loading processes for file-backed datasets
     progress: bool = True  # tqdm progress bar
+    sync_bn: bool = False  # several processes: batch norm over the whole batch (SyncBatchNorm), not each process's
 
 
 @dataclass
@@ -89,7 +99,7 @@ class TrainResult:
     out: Path | None
     checkpoint: Path | None
     seconds: float
-    real_images: int = 0  # real images the discriminator saw (batches drawn x batch size), resumed runs included
+    real_images: int = 0  # real images the discriminator saw (batches drawn x whole batch), resumed runs included
 
 
 class TrainingDiverged(GanbenchError):
@@ -181,61 +191,99 @@ class _Run:
             if getattr(o, name) < 0:
                 raise GanbenchError(f"{name} must be >= 0")
         self.o, self.evaluate = o, evaluate
-        self.out = Path(o.out).expanduser() if o.out is not None else None
+        self.shard = current_shard()  # this process's place among torchrun's (Shard() in one process)
+        # files are written by process 0 only
+        self.out = Path(o.out).expanduser() if o.out is not None and self.shard.rank == 0 else None
+        self.saved_step: int | None = None  # the step of the last checkpoint this run wrote
         self.recipe: RunRecipe | None = None  # the run's batch size and EMA, set by run()
         self.precision = "float32"  # what the run computes in, set by run()
 
     def _resolve_recipe(self, dataset_key: str) -> "RunRecipe":
-        """The model's paper recipe for the dataset with the options' overrides applied."""
+        """The model's paper recipe for the dataset with the options' overrides applied;
+        under torchrun ``batch_size`` is per process, and the paper's batch is split."""
         o, paper = self.o, model_info(self.o.model).recipe_for(dataset_key)
-        batch_size = o.batch_size or paper.batch_size
-        ema = paper.ema_decay(batch_size) if o.ema is None else (o.ema or None)
+        processes = self.shard.world_size
+        if o.batch_size is None and paper.batch_size % processes:
+            raise GanbenchError(f"the paper's batch of {paper.batch_size} does not split over {processes} "
+                                f"processes; pass --batch-size (images per process)")
+        batch_size = o.batch_size or paper.batch_size // processes
+        ema = paper.ema_decay(batch_size * processes) if o.ema is None else (o.ema or None)
         ema_start = (paper.ema_start if o.ema_start is None else o.ema_start) if ema else 0
-        return RunRecipe(batch_size, ema, ema_start, paper.describe())
+        return RunRecipe(batch_size, ema, ema_start, paper.describe(), processes)
 
     # -- setup ----------------------------------------------------------------------
     def run(self) -> TrainResult:
         o = self.o
-        device = resolve_device(o.device)
-        data_name = parse_name(o.dataset)
-        if data_name.split:
-            raise GanbenchError(f"train on a dataset name, not a split: {o.dataset!r} -> "
-                                f"{str(data_name)!r} (training uses the train split)")
-        info = dataset_info(o.dataset)
-        config = resolve_config(o.model, data_name.key, o.overrides, data=info)
-        resume_from = None
-        if self.out is not None:
-            if prepare_run_dir(self.out, o.resume) and o.resume:
-                resume_from = self.out / CHECKPOINT_NAME
-            elif o.resume:
-                print(f"ganbench: no checkpoint in {self.out}; starting from step 0")
-        data = training_data(o.dataset, "train", resolution=config.image_size, channels=config.channels)
-        self.recipe = self._resolve_recipe(data_name.key)
+        with agreed(self.shard, "start the run"):  # under torchrun an error in one process stops all
+            device = resolve_device(o.device)
+            if self.shard.distributed:
+                device = process_device(device)
+            data_name = parse_name(o.dataset)
+            if data_name.split:
+                raise GanbenchError(f"train on a dataset name, not a split: {o.dataset!r} -> "
+                                    f"{str(data_name)!r} (training uses the train split)")
+            info = dataset_info(o.dataset)
+            config = resolve_config(o.model, data_name.key, o.overrides, data=info)
+            resume_from = None
+            if self.out is not None:
+                if prepare_run_dir(self.out, o.resume) and o.resume:
+                    resume_from = self.out / CHECKPOINT_NAME
+                elif o.resume:
+                    print(f"ganbench: no checkpoint in {self.out}; starting from step 0")
+            data = training_data(o.dataset, "train", resolution=config.image_size, channels=config.channels)
+            self.recipe = self._resolve_recipe(data_name.key)
 
         rng_devices = [device] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=rng_devices), _float32_unless_amp(device, o.amp):
-            torch.manual_seed(o.seed)
-            model = create_model(o.model, config)
-            if isinstance(model.generator, ConditionalImageGenerator):
-                model.generator.source_dataset = o.dataset  # what evaluation translates by default
-            ctx = TrainContext(device, seed=o.seed + 1, amp=o.amp, channels_last=o.amp)
-            self.precision = ctx.precision
-            model.to(device)
-            if ctx.channels_last:
-                model.to(memory_format=torch.channels_last)
-            ema = None
-            if self.recipe.ema is not None:
-                ema = copy.deepcopy(model.generator).requires_grad_(False)
-            start = 0
-            if resume_from is not None:
-                start = self._restore(resume_from, model, ema, ctx, config)
+            with agreed(self.shard, "build the model"):
+                torch.manual_seed(o.seed)
+                model, ema, ctx = self._build(config, device)
+            start = self._resume(resume_from, model, ema, ctx, config)
             if self.out is not None:
                 for name in _LOGS:
                     trim_log(self.out / name, start)
                 self._write_run_json(config, start)
             return self._loop(model, ema, ctx, data, start, config)
 
+    def _build(self, config, device: torch.device) -> tuple[GANModel, torch.nn.Module | None, TrainContext]:
+        """The model on ``device``, the EMA copy of its generator (or None) and the context
+        its ``train_step`` gets; the caller has seeded the global RNG."""
+        o = self.o
+        model = create_model(o.model, config)
+        if isinstance(model.generator, ConditionalImageGenerator):
+            model.generator.source_dataset = o.dataset  # what evaluation translates by default
+        ctx = train_context(device, self.shard, seed=o.seed + 1, amp=o.amp, channels_last=o.amp)
+        self.precision = ctx.precision
+        model.to(device)
+        if ctx.channels_last:
+            model.to(memory_format=torch.channels_last)
+        if o.sync_bn and self.shard.distributed:
+            convert_sync_batchnorm(model, device)
+        ema = None
+        if self.recipe.ema is not None:
+            ema = copy.deepcopy(model.generator).requires_grad_(False)
+        return model, ema, ctx
+
+    def _resume(self, path: Path | None, model, ema, ctx, config) -> int:
+        """Restore the checkpoint at ``path`` (None: a fresh run); return the step to start
+        at. Under torchrun process 0 reads it and every process restores the same state."""
+        if not self.shard.distributed:
+            return 0 if path is None else self._restore(path, model, ema, ctx, config)
+        payload = from_rank0(self.shard, lambda: None if path is None else self._read_resumable(path, config))
+        start = 0
+        if payload is not None:
+            tensors, meta, start = payload
+            restore_state(model, ema, ctx, tensors, meta)
+        broadcast_(module_state(model, ema), self.shard)  # process 0's weights everywhere, as DDP starts
+        return start
+
     def _restore(self, path: Path, model, ema, ctx, config) -> int:
+        tensors, meta, step = self._read_resumable(path, config)
+        restore_state(model, ema, ctx, tensors, meta)
+        return step
+
+    def _read_resumable(self, path: Path, config) -> tuple[dict[str, torch.Tensor], dict[str, Any], int]:
+        """The checkpoint's tensors, metadata and step, when this run may continue it."""
         tensors, meta = read_checkpoint(path)
         train_meta = meta.get("train", {})
         mine = self._train_meta()
@@ -253,15 +301,18 @@ class _Run:
         step = int(meta["step"])
         if step > self.o.steps:
             raise GanbenchError(f"the checkpoint is at step {step}, beyond --steps {self.o.steps}")
-        restore_state(model, ema, ctx, tensors, meta)
-        return step
+        return tensors, meta, step
 
     def _train_meta(self) -> dict[str, Any]:
         o = self.o
         r = self.recipe
-        return {"dataset": o.dataset, "batch_size": r.batch_size, "seed": o.seed, "ema": r.ema,
+        meta = {"dataset": o.dataset, "batch_size": r.whole_batch_size, "seed": o.seed, "ema": r.ema,
                 "ema_start": r.ema_start, "generator": "ema" if r.ema else "raw", "steps": o.steps,
                 "amp": o.amp, "precision": self.precision, "device": o.device, "paper_recipe": r.paper}
+        if r.processes > 1:  # batch_size is the whole batch: the one a resume in any world size must keep
+            meta.update(processes=r.processes, batch_size_per_process=r.batch_size,
+                        batch_norm="whole batch (SyncBatchNorm)" if o.sync_bn else "per process")
+        return meta
 
     def _write_run_json(self, config, start: int) -> None:
         run = {"ganbench_version": ganbench.__version__, "torch_version": torch.__version__,
@@ -281,19 +332,22 @@ class _Run:
         if isinstance(model.generator, ConditionalImageGenerator):
             fixed_source = data.extra_batch(0, min(NUM_FIXED_SAMPLES, len(data)), o.seed).get("source")
         labelled = data.num_classes > 0
-        batch_size = self.recipe.batch_size
-        batches = data.batches(batch_size, o.seed, start_step=ctx.real_batches_drawn, num_workers=o.num_workers)
+        batch_size, shard = self.recipe.batch_size, self.shard
+        if shard.distributed:  # this process's rows of the whole batch
+            batches = rank_batches(data, shard, batch_size, o.seed, ctx.real_batches_drawn, o.num_workers)
+        else:
+            batches = data.batches(batch_size, o.seed, start_step=ctx.real_batches_drawn, num_workers=o.num_workers)
 
         def draw() -> Batch:  # the next real batch of the stream; ctx counts them
             index = ctx.real_batches_drawn
             images, labels = next(batches)
-            extra = {k: ctx.images(v.to(ctx.device))  # paired datasets: {"source": ...}
-                     for k, v in data.extra_batch(index, batch_size, o.seed).items()}
+            extra = {k: ctx.images(shard.rows(v).to(ctx.device))  # paired datasets: {"source": ...}
+                     for k, v in data.extra_batch(index, self.recipe.whole_batch_size, o.seed).items()}
             return Batch(ctx.images(images.to(device=ctx.device, non_blocking=True)),
                          labels.to(ctx.device, non_blocking=True) if labelled else None, extra)
 
         ctx._draw = draw  # noqa: SLF001 -- the harness owns the context's data stream
-        bar = _progress(o.progress, o.steps, start, f"{o.model} {o.dataset}")
+        bar = _progress(o.progress and shard.rank == 0, o.steps, start, f"{o.model} {o.dataset}")
         losses: dict[str, float] = {}
         checkpoint = None
         t_start = t_log = time.perf_counter()
@@ -304,6 +358,7 @@ class _Run:
                 batch = ctx.next_real_batch()
                 model.train()
                 raw = model.train_step(batch, step, ctx)
+                broadcast_(list(model.buffers()), shard)  # process 0's batch-norm statistics, as DDP
                 if ema is not None:
                     _ema_update(ema, model.generator, self.recipe.ema if step >= self.recipe.ema_start else 0.0)
                 done = step + 1
@@ -311,7 +366,7 @@ class _Run:
                 bar.update(1)
                 last = done == o.steps
                 if (o.log_every and done % o.log_every == 0) or last:
-                    losses = {k: float(v) for k, v in raw.items()}
+                    losses = mean_over_processes(raw, shard, ctx.device)  # the whole batch's
                     if not all(math.isfinite(v) for v in losses.values()):
                         raise TrainingDiverged(f"{o.model} diverged at step {done}: losses {losses}")
                     now = time.perf_counter()
@@ -333,6 +388,12 @@ class _Run:
                         _add_scalars(tensorboard, "eval", results, done)
                 if out is not None and ((o.checkpoint_every and done % o.checkpoint_every == 0) or last):
                     checkpoint = self._save(model, ema, ctx, config, done)
+            if shard.distributed:
+                torch.distributed.barrier()  # every process returns once the last checkpoint is written
+        except RuntimeError as exc:
+            if shard.distributed and is_peer_failure(exc):
+                raise PeerFailed(self._peer_failure_message(exc)) from None
+            raise
         finally:
             bar.close()
             if tensorboard is not None:
@@ -342,7 +403,18 @@ class _Run:
                 close()
         generator = ema if ema is not None else model.generator
         return TrainResult(model, generator, o.steps, losses, out, checkpoint, time.perf_counter() - t_start,
-                           ctx.real_batches_drawn * self.recipe.batch_size)
+                           ctx.real_batches_drawn * self.recipe.whole_batch_size)
+
+    def _peer_failure_message(self, exc: BaseException) -> str:
+        where = f"process {self.shard.rank} of {self.shard.world_size}"
+        if self.out is None:
+            saved = "process 0 keeps the last checkpoint"
+        elif self.saved_step is None:
+            saved = "no checkpoint was written yet" + (" by this run" if self.o.resume else "")
+        else:
+            saved = f"the last checkpoint, {self.out / CHECKPOINT_NAME} at step {self.saved_step}, is intact"
+        return (f"{where}: another process of the run stopped ({first_line(exc)}); {saved}: "
+                f"run the same command again with --resume")
 
     def _save(self, model, ema, ctx, config, step: int) -> Path:
         tensors, extra = collect_state(model, ema, ctx)
@@ -351,6 +423,7 @@ class _Run:
                                extra={"train": self._train_meta(), **extra})
         path = self.out / CHECKPOINT_NAME
         save_checkpoint(path, tensors, meta)
+        self.saved_step = step
         return path
 
     @torch.no_grad()
@@ -378,10 +451,16 @@ class _Run:
 class RunRecipe:
     """The batch size and generator EMA one run uses (the paper's unless overridden)."""
 
-    batch_size: int
+    batch_size: int  # real images per D update in each process
     ema: float | None  # per-step decay; None: the raw generator is sampled and evaluated
     ema_start: int  # steps during which the EMA copies G
     paper: str  # the model's paper recipe for the dataset, in words
+    processes: int = 1  # torchrun's world size
+
+    @property
+    def whole_batch_size(self) -> int:
+        """Real images per D update over all processes."""
+        return self.batch_size * self.processes
 
 
 @contextlib.contextmanager

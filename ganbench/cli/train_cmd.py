@@ -1,9 +1,14 @@
 """``ganbench train``: the one training loop from the command line."""
 from __future__ import annotations
 
+import contextlib
+import os
+
 import click
 
+from ganbench.cli import USER_ERROR
 from ganbench.cli.options import check_device, one_line_warnings, seed_option
+from ganbench.errors import GanbenchError
 
 
 @click.command("train")
@@ -13,8 +18,8 @@ from ganbench.cli.options import check_device, one_line_warnings, seed_option
 @click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Generator steps (train_step calls) in total.")
 @click.option("--batch-size", "-b", type=click.IntRange(min=1), default=None,
-              help="Real images per D update  [default: the model's paper batch for the dataset; "
-                   "`ganbench models show MODEL`]")
+              help="Real images per D update (per process under torchrun)  [default: the model's paper batch "
+                   "for the dataset, split over the processes; `ganbench models show MODEL`]")
 @seed_option
 @click.option("--device", default="cpu", show_default=True, metavar="cpu|cuda[:N]|mps", callback=check_device,
               help="Training device.")
@@ -48,10 +53,13 @@ from ganbench.cli.options import check_device, one_line_warnings, seed_option
                    "float32 (TF32 off), the papers' precision. Recorded in the run and its checkpoints.")
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
               help="Data-loading processes for file-backed datasets (folders, CelebA).")
+@click.option("--sync-bn", is_flag=True,
+              help="Under torchrun: batch norm with the whole batch's statistics (SyncBatchNorm) instead of "
+                   "each process's own; no effect in one process.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def train_cmd(model, dataset, steps, batch_size, seed, device, out, resume, overrides, ema, ema_start,
               sample_every, checkpoint_every, log_every, eval_every, eval_metrics, eval_reference,
-              eval_extractor, eval_samples, amp, workers, quiet):
+              eval_extractor, eval_samples, amp, workers, sync_bn, quiet):
     """Train MODEL on a dataset with the paper's hyperparameters (override with --set) and
     training recipe (batch size, generator EMA; override with --batch-size, --ema), in float32.
 
@@ -59,12 +67,16 @@ def train_cmd(model, dataset, steps, batch_size, seed, device, out, resume, over
     grids from fixed noise, and OUT/metrics.jsonl. The same command and seed give the
     same checkpoint on CPU; --resume continues exactly where a run stopped.
 
+    Under torchrun every process trains on --batch-size images of each step's whole
+    batch (K x --batch-size, recorded) with gradients averaged; process 0 writes OUT.
+
     \b
     Examples:
       ganbench train dcgan --dataset mnist --steps 5000 --out runs/dcgan-mnist
       ganbench train dcgan --dataset mnist --steps 10000 --out runs/dcgan-mnist --resume
       ganbench train gan --dataset mnist --set optimizer=adam --set lr=2e-4 --out runs/gan
       ganbench train cgan --dataset fashion-mnist --ema 0.999 --eval-every 1000 --out runs/cgan
+      torchrun --nproc_per_node 4 --no-python ganbench train dcgan -d mnist -b 32 --device cuda --out runs/d4
     """
     from ganbench.models.base import parse_overrides
     from ganbench.training import TrainOptions, train
@@ -73,22 +85,50 @@ def train_cmd(model, dataset, steps, batch_size, seed, device, out, resume, over
         model=model, dataset=dataset, steps=steps, batch_size=batch_size, seed=seed, device=device,
         out=out, overrides=parse_overrides(overrides), resume=resume, ema=ema, ema_start=ema_start, amp=amp,
         log_every=log_every, sample_every=sample_every, checkpoint_every=checkpoint_every,
-        eval_every=eval_every, num_workers=workers, progress=not quiet)
+        eval_every=eval_every, num_workers=workers, progress=not quiet, sync_bn=sync_bn)
     evaluate = None
     if eval_every:
         evaluate = _evaluator(model, dataset, eval_metrics, eval_reference, eval_extractor, eval_samples,
                               batch_size or 64, device, seed)
-    with one_line_warnings():
-        result = train(options, evaluate=evaluate)
-    loss_text = ", ".join(f"{k} {v:.4g}" for k, v in result.losses.items())
-    click.echo(f"{model}: {result.step} steps in {result.seconds:.0f} s ({loss_text}); "
-               f"checkpoint {result.checkpoint}")
+    with one_line_warnings(), process_group(device) as rank:
+        try:
+            result = train(options, evaluate=evaluate)
+        except GanbenchError:
+            if rank == 0:
+                raise  # printed once, by process 0; the others exit with the same status
+            click.get_current_context().exit(USER_ERROR)
+    if rank == 0:
+        loss_text = ", ".join(f"{k} {v:.4g}" for k, v in result.losses.items())
+        click.echo(f"{model}: {result.step} steps in {result.seconds:.0f} s ({loss_text}); "
+                   f"checkpoint {result.checkpoint}")
+
+
+@contextlib.contextmanager
+def process_group(device: str):
+    """Under torchrun: join the process group (gloo on CPU, nccl on CUDA), give this
+    process's rank, and leave the group at the end (also after an error: a process whose
+    peer died then exits cleanly). In one process: rank 0, nothing to join."""
+    import torch.distributed as dist
+
+    from ganbench.features import distributed, join_process_group
+
+    if int(os.environ.get("LOCAL_WORLD_SIZE", "1")) > 1 and ":" in device:
+        raise GanbenchError(f"--device {device}: several processes on this machine would share one GPU; "
+                            f"pass --device cuda (process k uses cuda:LOCAL_RANK)")
+    joined_before = dist.is_available() and dist.is_initialized()
+    join_process_group(device)
+    try:
+        yield distributed()[0]
+    finally:
+        if not joined_before and dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def _evaluator(model, dataset, metrics, reference, extractor, num_samples, batch_size, device, seed):
     """evaluate(generator, step) for the training loop, backed by ganbench.evaluation; every
     periodic evaluation also lands in the results store, as rows of MODEL at that step."""
     from ganbench.data import parse_name
+    from ganbench.features import distributed
 
     key = parse_name(dataset).key
     if reference is None:
@@ -104,7 +144,8 @@ def _evaluator(model, dataset, metrics, reference, extractor, num_samples, batch
         result = run(generator, reference, list(metrics), extractor=extractor, num_samples=num_samples,
                      batch_size=batch_size, device=device, seed=seed, progress=False, record=False,
                      model_name=model)
-        open_store().append([{**row, "step": step} for row in result.rows])
+        if distributed()[0] == 0:  # every process takes part in the evaluation; one records it
+            open_store().append([{**row, "step": step} for row in result.rows])
         return dict(result.values)
 
     return evaluate
