@@ -342,6 +342,7 @@ def metric_rows(m: PlannedMetric, result: MetricResult, inputs: Inputs, common: 
     protocol, protocol_id = make_protocol(
         metric=m.name, metric_version=metric.version, options={**m.options, **result.options},
         **({"interval": interval.describe()} if interval is not None else {}),
+        **({"ideal": metric.ideal} if metric.ideal else {}),
         extractor=ext["extractor"], weights_sha256=ext["weights_sha256"], input_size=ext.get("input_size"),
         resize=ext.get("resize"), num_samples=len(inputs.fake), **reference, **_source_fields(metric, inputs))
     row_dataset = _targets_dataset(inputs) if metric.needs_targets else {}

@@ -19,7 +19,7 @@ Per table: one row per model (or per model and checkpoint), per column the mean 
 (values within one run are averaged first), the sample standard deviation over runs
 (``ddof=1``; NaN with one run), the number of runs, and a rank by the primary column in
 its own direction (``higher_is_better``; an output best at a value, such as C_T at 0, by the
-distance to it: the metric registry's ``ideal``), ties sharing the better rank.
+distance to it: the ``ideal`` its protocol records), ties sharing the better rank.
 """
 from __future__ import annotations
 
@@ -306,16 +306,11 @@ def build_leaderboards(results: pd.DataFrame, metrics: Sequence[str] | None = No
     return boards
 
 
-def _ideal(metric: str, key: str) -> float | None:
-    """The value ``key`` of ``metric`` is best at when it ranks by the distance to it (the
-    metric registry's ``ideal``; rows carry only ``higher_is_better``); None for directional
-    outputs and metrics not installed here."""
-    from ganbench.registry import metrics as metric_registry
-
-    try:
-        return metric_registry.metadata(metric).get("ideal", {}).get(key)
-    except GanbenchError:
-        return None
+def _ideal(protocol: str | None, key: str) -> float | None:
+    """The value ``key`` is best at when its metric ranks by the distance to it, as the row's
+    protocol records it (``ideal``: C_T's 0); None for directional outputs."""
+    parsed = parse_protocol(protocol) if isinstance(protocol, str) else None
+    return ((parsed or {}).get("ideal") or {}).get(key)
 
 
 def _one_board(rows: pd.DataFrame, part: pd.DataFrame, *, entity: list[str], wanted: list[str],
@@ -331,8 +326,10 @@ def _one_board(rows: pd.DataFrame, part: pd.DataFrame, *, entity: list[str], wan
 
     cols["_pos"] = [position(m, k, o) for m, k, o in zip(cols["metric"], cols["key"], cols["order"])]
     cols = cols.sort_values("_pos", kind="stable")
-    columns = [MetricColumn(str(c), str(k), str(m), str(p), bool(h), _ideal(str(m), str(k))) for c, k, m, p, h in
-               zip(cols["column"], cols["key"], cols["metric"], cols["protocol_id"], cols["higher_is_better"])]
+    protocols = dict(zip(rows["protocol_id"], rows["protocol"])) if "protocol" in rows else {}
+    columns = [MetricColumn(str(c), str(k), str(m), str(p), bool(h), _ideal(protocols.get(p), str(k)))
+               for c, k, m, p, h in zip(cols["column"], cols["key"], cols["metric"], cols["protocol_id"],
+                                        cols["higher_is_better"])]
 
     chosen = None
     if primary is not None:

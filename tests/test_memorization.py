@@ -7,6 +7,8 @@ evaluation runner with the training split as the third set.
 """
 from __future__ import annotations
 
+import json
+
 import math
 from types import SimpleNamespace
 
@@ -115,6 +117,7 @@ def test_digits_copied_from_the_training_split_are_caught(digit_files):
     protocol = next(r["protocol"] for r in copied.rows if r["key"] == "ct")
     assert '"train": "' + digit_files["train"] in protocol and '"num_train": 3000' in protocol
     assert '"cells": 10' in protocol and '"tau_samples": 20' in protocol
+    assert json.loads(protocol)["ideal"] == {"ct": 0.0}  # what leaderboards rank it by
 
 
 def test_c_t_refuses_the_training_split_as_reference(digit_files):
@@ -157,11 +160,13 @@ def test_paper_scale_digits(data_dir, tmp_path):
 
 # -- C_T's direction: best at 0 -------------------------------------------------------------------
 def ct_rows(values: dict[str, float]) -> list[dict]:
-    """One stored ct row per model, as the evaluation writes them (higher_is_better False: ct has none)."""
+    """One stored ct row per model, as the evaluation writes them (higher_is_better False: ct has
+    none; its protocol records the ideal)."""
     from ganbench.leaderboards import make_protocol
 
     protocol, protocol_id = make_protocol(extractor="lenet-mnist", weights_sha256="ab" * 32, num_samples=1000,
-                                          reference="mnist:test", num_reference=1000, metric="ct", metric_version=1)
+                                          reference="mnist:test", num_reference=1000, metric="ct", metric_version=1,
+                                          ideal={"ct": 0.0})
     return [dict(run_id=f"run-{model}", timestamp="2024-05-01T12:00:00+00:00", model=model, checkpoint_sha256=None,
                  step=None, third_party=False, dataset="mnist:test", split="test", metric="ct", key="ct", value=value,
                  std=None, higher_is_better=False, num_samples=1000, num_reference=1000, extractor="lenet-mnist",
