@@ -83,12 +83,24 @@ class Heartbeat:
         self.thread.join()
 
 
+def import_everything() -> None:
+    """Import every registered model, metric and feature extractor now, so that a worker
+    running for hours runs one version of the code, not the version found on disk when a
+    module is first needed (an upgrade or an edit in between mixes them)."""
+    from ganbench.registry import feature_extractors, metrics, models
+
+    for registry in (models, metrics, feature_extractors):
+        for entry in registry.entries():
+            entry.load()
+
+
 def run_worker(name: str, location: str | None = None, *, runs: str | Path = "runs/studies", device: str = "cpu",
                heartbeat: int = HEARTBEAT_S, max_trials: int | None = None, log=print) -> int:
     """Run waiting trials of study ``name`` until none is left (waiting for the running
     ones of dead workers to time out and come back); the number of trials this worker ran."""
     storage = open_storage(location, heartbeat=heartbeat)
     protocol = load_protocol(storage, name)
+    import_everything()
     done = 0
     while max_trials is None or done < max_trials:
         claimed = claim_next(storage, protocol)
