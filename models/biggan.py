@@ -226,6 +226,14 @@ class Generator(GenerativeModel):
             z = truncated_normal(z, self.truncation)
         return self.synthesize(z, labels)
 
+    def set_truncation(self, threshold: float | None) -> float | None:
+        """Set the threshold t of ``generate``'s truncated z (None: off; 0: z = 0, one image
+        per class); returns the previous one. The sampling hook of ``ganbench sample --truncation``."""
+        if threshold is not None and not threshold >= 0:
+            raise GanbenchError(f"biggan: the truncation threshold must be >= 0, got {threshold}")
+        previous, self.truncation = self.truncation, threshold
+        return previous
+
     def regularized_weights(self) -> list[torch.Tensor]:
         """G's weight matrices under the orthogonal regulariser (not the shared embedding)."""
         shared = {id(p) for p in self.shared.parameters()}

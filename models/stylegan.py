@@ -301,6 +301,13 @@ class Generator(GenerativeModel):
             return self.synthesis(w)
         return self.synthesis(w, noise=self.per_sample_noise(z, self.noise_seed if noise_seed is None else noise_seed))
 
+    def set_truncation(self, psi: float | None) -> float:
+        """Set ``generate``'s truncation psi (None or 1: off; 0: every w is w_avg on the first
+        ``truncation_cutoff`` styles); returns the previous psi. The sampling hook of
+        ``ganbench sample --truncation``."""
+        previous, self.truncation_psi = self.truncation_psi, 1.0 if psi is None else float(psi)
+        return previous
+
     @torch.no_grad()
     def track_w_avg(self, w: torch.Tensor, beta: float) -> None:
         self.w_avg.lerp_(w.detach().float().mean(0).to(self.w_avg.dtype), 1.0 - beta)

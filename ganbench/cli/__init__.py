@@ -21,6 +21,7 @@ COMMANDS = {
     "compare": ("ganbench.cli.compare_cmd:compare_cmd", "Are two models distinguishable? Differences with intervals."),
     "selfcheck": ("ganbench.cli.selfcheck_cmd:selfcheck_cmd",
                   "Check that the numbers do not move with the batch size (or device)."),
+    "sample": ("ganbench.cli.sample_cmd:sample_cmd", "Draw the samples eval scores: grid, PNGs, .npz, interpolation."),
     "study": ("ganbench.cli.study_cmd:study_cmd", "Budgeted search over models, draws and seeds; reports."),
     "train": ("ganbench.cli.train_cmd:train_cmd", "Train a registered model on a dataset."),
     "models": ("ganbench.cli.models_cmd:models_cmd", "List registered models, or show one."),
