@@ -72,5 +72,23 @@ def list_registered() -> list[dict[str, Any]]:
     return _list()
 
 
+def sample(input: Any, **options: Any) -> list:
+    """Draw the samples ``evaluate`` would score for the same seed and write them as a grid,
+    PNG files or an .npz (:func:`ganbench.sampling.sample`: grid=, out=, npz=, num_samples=,
+    seed=, truncation=, interpolate=, classes=, ...); the paths written."""
+    from ganbench.sampling import sample as _sample
+
+    return _sample(input, **options)
+
+
+def compare(a: Any, b: Any, reference: Any = None, metrics=("fid",), **options: Any):
+    """Whether ``a`` and ``b`` differ on each metric, with paired-bootstrap intervals
+    (:func:`ganbench.comparison.compare`)."""
+    from ganbench.comparison import compare as _compare
+
+    return _compare(a, b, reference, metrics, **options)
+
+
 __all__ = ["EvaluationResult", "evaluate", "list_models", "list_metrics", "list_datasets", "create_model",
-           "train", "load_generator", "register_checkpoint", "unregister_checkpoint", "list_registered"]
+           "train", "load_generator", "register_checkpoint", "unregister_checkpoint", "list_registered", "sample",
+           "compare"]
