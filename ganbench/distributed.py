@@ -15,7 +15,8 @@ what makes K processes x batch B train like one process x batch K*B:
   then makes the same update and the weights stay identical.
 * **Buffers**: after every step process 0's buffers (batch-norm running statistics,
   spectral-norm vectors, ...) are broadcast, as DistributedDataParallel's
-  ``broadcast_buffers``; what a checkpoint of process 0 holds is every process's state.
+  ``broadcast_buffers``, and after a run's first step its parameters too (data-dependent
+  initialisation); what a checkpoint of process 0 holds is every process's state.
 
 Why not :class:`torch.nn.parallel.DistributedDataParallel`: models call their networks as
 plain attributes (``self.discriminator(x)``, ``self.generator.latent``), run several

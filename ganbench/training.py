@@ -358,7 +358,9 @@ class _Run:
                 batch = ctx.next_real_batch()
                 model.train()
                 raw = model.train_step(batch, step, ctx)
-                broadcast_(list(model.buffers()), shard)  # process 0's batch-norm statistics, as DDP
+                # process 0's buffers (batch-norm statistics), as DDP; after the first step its weights
+                # too: GAN and CGAN set G's output bias from the first batch, each process from its own
+                broadcast_(module_state(model) if step == start else list(model.buffers()), shard)
                 if ema is not None:
                     _ema_update(ema, model.generator, self.recipe.ema if step >= self.recipe.ema_start else 0.0)
                 done = step + 1

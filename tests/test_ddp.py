@@ -37,6 +37,7 @@ TINY = {
                 "n_critic": 2},
     "sngan": {"g_channels": 4, "d_channels": 4, "z_dim": 16, "image_size": 16},
 }
+GAN_TINY = {"g_hidden": 16, "d_hidden": 8, "image_size": 8}  # sets G's output bias from each process's batch
 STEPS = 3
 KILL_AFTER = 3  # process 1 of the last job kills itself after this step; checkpoints every 2
 # Largest |x_2proc - x_1proc| / max|x_1proc| per tensor after 3 steps, measured:
@@ -54,7 +55,7 @@ EVAL_TOLERANCE = 5e-3
 
 def options(model: str, out, **kw) -> dict:
     return {"model": model, "dataset": "digits", "steps": STEPS, "batch_size": 32, "seed": 0, "out": str(out),
-            "overrides": TINY[model], "sample_every": 0, "checkpoint_every": 0, "log_every": 1,
+            "overrides": TINY.get(model), "sample_every": 0, "checkpoint_every": 0, "log_every": 1,
             "progress": False, **kw}
 
 
@@ -102,6 +103,7 @@ def runs(tmp_path_factory):
     train(TrainOptions(**options("wgan-gp", root / "resumed", batch_size=64, steps=1)))  # a 1-process checkpoint
     jobs = [(options(m, root / f"{m}-2", sync_bn=True), None) for m in TINY]
     jobs += [(options("dcgan", root / "dcgan-2-per-process"), None),
+             (options("gan", root / "gan-2", overrides=GAN_TINY), None),
              (options("wgan-gp", root / "resumed", sync_bn=True, resume=True), None),
              (options("dcgan", root / "killed", steps=1000, checkpoint_every=2, eval_every=1), KILL_AFTER)]
     context = mp.get_context("spawn")
@@ -190,6 +192,16 @@ def test_two_processes_of_32_train_like_one_of_64(runs, model):
     from safetensors.torch import load_file
 
     mine, other = (load_file(root / f"{model}-2-process{r}.safetensors") for r in (0, 1))
+    assert all(torch.equal(mine[k], other[k]) for k in mine)
+
+
+def test_processes_stay_identical_after_data_dependent_initialisation(runs):
+    """GAN sets G's output bias from its first batch, in each process from its own rows:
+    process 0's weights are broadcast after the first step."""
+    from safetensors.torch import load_file
+
+    root, _, _ = runs
+    mine, other = (load_file(root / f"gan-2-process{r}.safetensors") for r in (0, 1))
     assert all(torch.equal(mine[k], other[k]) for k in mine)
 
 
