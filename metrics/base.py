@@ -70,32 +70,11 @@ def register_extractor(name: str, *, provides: tuple[str, ...], description: str
 
 
 def extractor_weights(name: str) -> WeightsFile | None:
-    """The official weights file of the registered extractor ``name``: the one given to
-    :func:`register_extractor`, else the one its factory resolves (:func:`_weights_named_by`);
-    None when it has none (shipped weights, a plug-in without a file)."""
-    entry = feature_extractors.entry(name)
-    declared = entry.metadata.get("weights")
-    return declared if declared is not None else _weights_named_by(entry.load())
-
-
-def _weights_named_by(factory: Callable) -> WeightsFile | None:
-    """The :class:`WeightsFile` a factory registered without ``weights=`` refers to: a variable
-    it closes over or a global it names that is one (or holds one as ``.weights``: CLIP's
-    architecture), or the entry of a global dict it indexes with a constant (``CATALOG["vgg16"]``)."""
-    try:
-        refs = inspect.getclosurevars(factory)
-    except TypeError:  # not a Python function (a class, a builtin)
-        return None
-    constants = set(c for c in factory.__code__.co_consts if isinstance(c, str))
-    for value in [*refs.nonlocals.values(), *refs.globals.values()]:
-        found = value if isinstance(value, WeightsFile) else getattr(value, "weights", None)
-        if isinstance(found, WeightsFile):
-            return found
-        if isinstance(value, dict):
-            hits = [v for k, v in value.items() if k in constants and isinstance(v, WeightsFile)]
-            if hits:
-                return hits[0]
-    return None
+    """The official weights file of the registered extractor ``name``, as given to
+    :func:`register_extractor`; None when it has none (shipped weights, a plug-in that
+    declares no file)."""
+    feature_extractors.get(name)  # its module registers it, with its metadata
+    return feature_extractors.metadata(name).get("weights")
 
 
 @dataclass(frozen=True)

@@ -271,7 +271,7 @@ def _factory(arch: ClipArch):
 
 for _arch in ARCHS.values():
     register_extractor(
-        _arch.name, provides=FEATURES,
+        _arch.name, provides=FEATURES, weights=_arch.weights,
         description=f"OpenAI CLIP {_arch.filename[:-3]} image embedding ({_arch.embed_dim}-d, {_arch.crop} "
                     f"preprocessing); weights {_arch.filename} (sha256 {_arch.sha256}) from {_arch.weights.url}",
     )(_factory(_arch))

@@ -213,7 +213,7 @@ def _factory(arch: DinoV2Arch):
 
 for _arch in ARCHS.values():
     register_extractor(
-        f"dinov2-vit-{_arch.name}", provides=FEATURES,
+        f"dinov2-vit-{_arch.name}", provides=FEATURES, weights=WEIGHTS[_arch.name],
         description=f"DINOv2 ViT-{_arch.name[0].upper()}/14 CLS token ({_arch.embed_dim}-d; FD_DINOv2 as dgm-eval); "
                     f"weights {WEIGHTS[_arch.name].filename} (sha256 unknown) from {WEIGHTS[_arch.name].url}",
     )(_factory(_arch))

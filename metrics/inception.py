@@ -37,7 +37,7 @@ from torch import nn
 
 from ganbench.errors import GanbenchError, InputError
 from ganbench.metrics.base import FeatureExtractor, register_extractor
-from ganbench.weights import CATALOG, load_state_dict, resolve_weights
+from ganbench.weights import CATALOG, build_from_weights, load_state_dict
 
 BN_EPS = 0.001  # the TensorFlow graph's batch-norm epsilon
 INPUT_SIZE = 299
@@ -502,7 +502,7 @@ def check_request(extractor: FeatureExtractor, images: torch.Tensor,
     return features
 
 
-@register_extractor("inception-v3-compat", provides=FEATURES,
+@register_extractor("inception-v3-compat", provides=FEATURES, weights=CATALOG["inception-v3-fid"],
                     description="FID Inception-v3 (TF 2015-12-05 weights), torch-fidelity compatible")
 def build(weights: str | None = None, device: str | torch.device = "cpu") -> InceptionV3Compat:
     """The FID Inception-v3 with the official weights (or ``weights``), ready for eval.
@@ -510,8 +510,5 @@ def build(weights: str | None = None, device: str | torch.device = "cpu") -> Inc
     Raises:
         MissingFileError: the weights file cannot be found or downloaded.
     """
-    resolved = resolve_weights(CATALOG["inception-v3-fid"], weights)
-    model = InceptionV3Compat.from_state_dict(load_state_dict(resolved.path))
-    model.weights_sha256 = resolved.sha256
-    model.weights_standard = resolved.standard
-    return model.to(device)
+    return build_from_weights(CATALOG["inception-v3-fid"], weights,
+                              lambda path: InceptionV3Compat.from_state_dict(load_state_dict(path)), device)

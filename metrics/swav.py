@@ -132,7 +132,7 @@ class SwAVResNet50(FeatureExtractor):
         return {"pool": pool.float().clone()}  # ordinary tensors, not inference ones
 
 
-@register_extractor("swav-resnet50", provides=FEATURES,
+@register_extractor("swav-resnet50", provides=FEATURES, weights=WEIGHTS,
                     description=f"SwAV ResNet-50 pool (StudioGAN's SwAV-FID); weights {WEIGHTS.filename} "
                                 f"(sha256 unknown) from {WEIGHTS.url}")
 def build(weights: str | None = None, device: str | torch.device = "cpu") -> SwAVResNet50:

@@ -18,7 +18,7 @@ from torch import nn
 
 from ganbench.metrics.base import FeatureExtractor, register_extractor
 from ganbench.metrics.inception import FastConv2d, check_request, check_state_dict, resize_bilinear_tf1
-from ganbench.weights import CATALOG, load_state_dict, resolve_weights
+from ganbench.weights import CATALOG, build_from_weights, load_state_dict
 
 INPUT_SIZE = 224
 FEATURES = ("fc2", "fc2_relu")
@@ -111,7 +111,7 @@ class VGG16Features(FeatureExtractor):
         return {f: out[f].float().clone() for f in features}  # ordinary tensors, not inference ones
 
 
-@register_extractor("vgg16", provides=FEATURES,
+@register_extractor("vgg16", provides=FEATURES, weights=CATALOG["vgg16"],
                     description="torchvision VGG16 fc2 (ImageNet weights), torch-fidelity's precision/recall embedding")
 def build(weights: str | None = None, device: str | torch.device = "cpu") -> VGG16Features:
     """VGG16 fc2 with torchvision's weights (or ``weights``), ready for eval.
@@ -119,8 +119,5 @@ def build(weights: str | None = None, device: str | torch.device = "cpu") -> VGG
     Raises:
         MissingFileError: the weights file cannot be found or downloaded.
     """
-    resolved = resolve_weights(CATALOG["vgg16"], weights)
-    model = VGG16Features.from_state_dict(load_state_dict(resolved.path))
-    model.weights_sha256 = resolved.sha256
-    model.weights_standard = resolved.standard
-    return model.to(device)
+    return build_from_weights(CATALOG["vgg16"], weights,
+                              lambda path: VGG16Features.from_state_dict(load_state_dict(path)), device)

@@ -131,7 +131,7 @@ def test_every_extractor_lists_the_file_its_factory_resolves(extractor_lines, na
     first, weights = extractor_lines[name]
     assert first.split()[:3] == [name, "provides", ",".join(feature_extractors.metadata(name)["provides"])]
     if spec is None:
-        assert weights.startswith("weights: no file to fetch")
+        assert weights.startswith("weights: no file declared")
         return
     assert weights.startswith(f"weights: {spec.filename}, ") and f"from {spec.url};" in weights
     assert f"$GANBENCH_WEIGHTS_DIR/{spec.filename}" in weights and "--weights PATH" in weights
@@ -150,21 +150,21 @@ def test_the_standard_files_are_listed_for_the_official_extractors(extractor_lin
     assert extractor_weights("lenet-mnist") is None  # shipped inside the package
 
 
-def test_declared_weights_win_over_what_the_factory_names(monkeypatch):
+def test_a_plug_in_lists_the_weights_it_declares_and_none_otherwise():
     declared = WeightsFile("tiny", "tiny.pth", "https://example.org/tiny.pth", "ab" * 32, "test")
-    named = WeightsFile("other", "other.pth", "https://example.org/other.pth", "cd" * 32, "test")
 
     def build(weights=None, device="cpu"):
-        return named
+        raise AssertionError("listing builds nothing")
 
-    feature_extractors.entry("vgg16")  # the built-ins are in before this one is added
+    feature_extractors.entry("vgg16")  # the built-ins are in before these are added
     register_extractor("test-declared", provides=("pool",), weights=declared)(build)
-    register_extractor("test-named", provides=("pool",))(build)
+    register_extractor("test-undeclared", provides=("pool",))(build)
     try:
         assert extractor_weights("test-declared") == declared
-        assert extractor_weights("test-named") == named
+        assert extractor_weights("test-undeclared") is None
         out = listing("extractors")
         assert out["test-declared"][1].startswith("weights: tiny.pth, sha256 " + "ab" * 32)
+        assert out["test-undeclared"][1].startswith("weights: no file declared")
     finally:
         feature_extractors.unregister("test-declared")
-        feature_extractors.unregister("test-named")
+        feature_extractors.unregister("test-undeclared")

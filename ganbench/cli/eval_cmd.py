@@ -269,7 +269,7 @@ def weights_text(spec) -> str:
     from ganbench.weights import hub_checkpoint_dir
 
     if spec is None:
-        return "no file to fetch (shipped with ganbench or built in); --weights PATH loads another"
+        return "no file declared (shipped with it, built in, or a plug-in that names none); --weights PATH loads one"
     if spec.sha256 == "unknown":
         digest = "sha256 unknown (not published: never 'standard')"
     elif len(spec.sha256) < 64:
