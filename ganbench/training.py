@@ -194,7 +194,7 @@ class _Run:
         self.shard = current_shard()  # this process's place among torchrun's (Shard() in one process)
         # files are written by process 0 only
         self.out = Path(o.out).expanduser() if o.out is not None and self.shard.rank == 0 else None
-        self.saved_step: int | None = None  # the step of the last checkpoint this run wrote
+        self.saved_step: int | None = None  # the step of the last checkpoint in out (written or resumed)
         self.recipe: RunRecipe | None = None  # the run's batch size and EMA, set by run()
         self.precision = "float32"  # what the run computes in, set by run()
 
@@ -239,6 +239,7 @@ class _Run:
                 torch.manual_seed(o.seed)
                 model, ema, ctx = self._build(config, device)
             start = self._resume(resume_from, model, ema, ctx, config)
+            self.saved_step = start if resume_from is not None else None
             if self.out is not None:
                 for name in _LOGS:
                     trim_log(self.out / name, start)
@@ -409,10 +410,12 @@ class _Run:
 
     def _peer_failure_message(self, exc: BaseException) -> str:
         where = f"process {self.shard.rank} of {self.shard.world_size}"
-        if self.out is None:
+        if self.o.out is None:
+            saved = "the run writes no checkpoints"
+        elif self.out is None:
             saved = "process 0 keeps the last checkpoint"
         elif self.saved_step is None:
-            saved = "no checkpoint was written yet" + (" by this run" if self.o.resume else "")
+            saved = "no checkpoint was written yet"
         else:
             saved = f"the last checkpoint, {self.out / CHECKPOINT_NAME} at step {self.saved_step}, is intact"
         return (f"{where}: another process of the run stopped ({first_line(exc)}); {saved}: "
