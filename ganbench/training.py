@@ -350,7 +350,7 @@ class _Run:
         ctx._draw = draw  # noqa: SLF001 -- the harness owns the context's data stream
         bar = _progress(o.progress and shard.rank == 0, o.steps, start, f"{o.model} {o.dataset}")
         losses: dict[str, float] = {}
-        checkpoint = None
+        checkpoint = out / CHECKPOINT_NAME if out is not None and start == o.steps else None  # resumed at its end
         t_start = t_log = time.perf_counter()
         steps_since_log = 0
         tensorboard = _tensorboard_writer(out)

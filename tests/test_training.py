@@ -435,3 +435,9 @@ def test_result_rows_record_how_the_checkpoint_was_trained(tmp_path):
                     device="cpu", progress=False, record=False).rows
     assert json.loads(rows[0]["training"]) == {"batch_size": 8, "ema": 0.9, "ema_start": 0, "generator": "ema",
                                                "precision": "float32", "steps": 6}
+
+
+def test_a_run_resumed_at_its_last_step_returns_its_checkpoint(tmp_path):
+    first = run(tmp_path, steps=4, checkpoint_every=4)
+    again = run(tmp_path, steps=4, checkpoint_every=4, resume=True)  # nothing left to train
+    assert again.step == 4 and again.checkpoint == first.checkpoint and again.checkpoint.is_file()
