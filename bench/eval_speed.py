@@ -63,12 +63,15 @@ def bench_images(num: int) -> tuple[torch.Tensor, torch.Tensor, str]:
         images, _ = load_images("digits", "train", resolution=28)
         source = "digits (MNIST not found; set GANBENCH_DATA_DIR)"
     half = len(images) // 2
-    num = min(num, half)
-    real = images[:num].expand(-1, 3, -1, -1).contiguous()
     gen = torch.Generator().manual_seed(0)
-    other = images[half:half + num].expand(-1, 3, -1, -1).float()
+    real = images[torch.arange(num) % half].expand(-1, 3, -1, -1).float()
+    if num > half:  # not enough distinct images: the repeats get their own light noise
+        real = real + torch.randn(real.shape, generator=gen) * 8 * (torch.arange(num) >= half).view(-1, 1, 1, 1)
+        source += f" (tiled to {num} per side)"
+    other = images[half + torch.arange(num) % half].expand(-1, 3, -1, -1).float()
     other = torch.roll(other, shifts=2, dims=3) + torch.randn(other.shape, generator=gen) * 30
-    return other.clamp(0, 255).round().to(torch.uint8), real, f"{source}, {num} + {num} images"
+    as_uint8 = lambda x: x.clamp(0, 255).round().to(torch.uint8)  # noqa: E731
+    return as_uint8(other), as_uint8(real), f"{source}, {num} + {num} images"
 
 
 def resolve_inception(path: str | None, tmp: str) -> tuple[str, bool]:
