@@ -11,8 +11,8 @@ extractor once; :func:`extract_features` reads each input once (every batch goes
 extractor, :func:`ganbench.features.extract`); :func:`compute_metric` gives each metric's
 :class:`MetricResult`; :func:`metric_rows` turns it into result-store rows carrying their
 protocol (extractor, weights sha256,
-preprocessing, sample counts, reference, metric version and options), so numbers computed
-under different protocols are never ranked together.
+preprocessing, sample counts, reference, metric version and options; a bf16 feature pass),
+so numbers computed under different protocols are never ranked together.
 
 Under ``torchrun`` the caller starts the process group (the CLI does, with
 :func:`ganbench.features.join_process_group`); the feature pass then shards its batches.
@@ -33,7 +33,7 @@ import torch
 
 import ganbench
 from ganbench.errors import GanbenchError, InputError
-from ganbench.features import Extractors, distributed, extract
+from ganbench.features import STANDARD_PRECISION, Extractors, check_precision, distributed, extract
 from ganbench.leaderboards.store import canonical_json, make_protocol, new_run_id, utc_now
 from ganbench.metrics.base import Metric, MetricResult
 from ganbench.metrics.bootstrap import DEFAULT_LEVEL, DEFAULT_REPLICATES, bootstrap_interval
@@ -237,13 +237,13 @@ class Features:
 
 
 def extract_features(plan: Plan, inputs: Inputs, modules: Extractors, *, batch_size: int, device: str,
-                     use_cache: bool, progress: bool) -> Features:
+                     use_cache: bool, progress: bool, precision: str = STANDARD_PRECISION) -> Features:
     real_modules = {name: modules[name] for name in plan.features(reference=True)}
     keep = plan.needs_targets
     _check_memory([(inputs.fake, modules, keep), (inputs.real, real_modules, False)], device)
     if not (modules or keep):
         return Features({}, {}, None)
-    common = dict(batch_size=batch_size, device=device, use_cache=use_cache, progress=progress)
+    common = dict(batch_size=batch_size, device=device, use_cache=use_cache, progress=progress, precision=precision)
     fake = extract(inputs.fake, modules, label="input", keep_images=keep, **common)
     real = {} if inputs.real is None else extract(inputs.real, real_modules, label="reference", **common).features
     return Features(fake.features, real, fake.images)
@@ -252,7 +252,7 @@ def extract_features(plan: Plan, inputs: Inputs, modules: Extractors, *, batch_s
 # -- the metrics --------------------------------------------------------------------------------
 def compute_metric(m: PlannedMetric, inputs: Inputs, features: Features, modules: Extractors, *, seed: int,
                    device: str, batch_size: int, extra_weights: dict[str, Any], use_cache: bool = True,
-                   progress: bool = True) -> MetricResult:
+                   progress: bool = True, precision: str = STANDARD_PRECISION) -> MetricResult:
     """One metric's result, its ``extractor`` provenance filled in."""
     metric, generator = m.metric, torch.Generator().manual_seed(seed)
     if metric.needs_generator:
@@ -265,7 +265,7 @@ def compute_metric(m: PlannedMetric, inputs: Inputs, features: Features, modules
     if metric.needs_targets:
         extra.update(outputs=features.outputs, targets=inputs.targets)
     extra.update(_asked_for(m, inputs, modules, device=device, batch_size=batch_size, use_cache=use_cache,
-                            progress=progress))
+                            progress=progress, precision=precision))
     if m.extractor is None:  # pixel-space metrics (or CAS, which trains its own classifier and says so)
         out = MetricResult.of(metric.compute({}, None, generator=generator, **extra, **m.options))
         pixels = {**PIXEL_EXTRACTOR, "input_size": _size(inputs.targets)}
@@ -292,7 +292,7 @@ def class_label_arguments(metric: Metric, inputs: Inputs) -> dict[str, torch.Ten
 
 
 def _asked_for(m: PlannedMetric, inputs: Inputs, modules: Extractors, *, device: str, batch_size: int,
-               use_cache: bool, progress: bool) -> dict[str, Any]:
+               use_cache: bool, progress: bool, precision: str = STANDARD_PRECISION) -> dict[str, Any]:
     """What a metric reading more than the pass's features names in its ``compute``: ``inputs``
     (the Inputs: CAS trains on the input's images), ``features_of`` (a source's features through
     the metric's extractor: C_T's training split) and ``device``."""
@@ -303,7 +303,7 @@ def _asked_for(m: PlannedMetric, inputs: Inputs, modules: Extractors, *, device:
     if "features_of" in asked:
         module = {m.extractor: modules[m.extractor]}
         given["features_of"] = lambda source: extract(source, module, batch_size=batch_size, device=device,
-                                                      use_cache=use_cache, progress=progress,
+                                                      use_cache=use_cache, progress=progress, precision=precision,
                                                       label=source.descriptor).features[m.extractor]
     return given
 
@@ -334,7 +334,8 @@ def bootstrap_metric(m: PlannedMetric, result: MetricResult, inputs: Inputs, fea
 
 
 # -- the rows ---------------------------------------------------------------------------------
-def metric_rows(m: PlannedMetric, result: MetricResult, inputs: Inputs, common: dict[str, Any]) -> list[dict]:
+def metric_rows(m: PlannedMetric, result: MetricResult, inputs: Inputs, common: dict[str, Any],
+                precision: str = STANDARD_PRECISION) -> list[dict]:
     """One result-store row per output key of ``result``."""
     ext, metric = result.extractor, m.metric
     reference = _reference_fields(metric, inputs, common)
@@ -344,7 +345,8 @@ def metric_rows(m: PlannedMetric, result: MetricResult, inputs: Inputs, common: 
         **({"interval": interval.describe()} if interval is not None else {}),
         **({"ideal": metric.ideal} if metric.ideal else {}),
         extractor=ext["extractor"], weights_sha256=ext["weights_sha256"], input_size=ext.get("input_size"),
-        resize=ext.get("resize"), num_samples=len(inputs.fake), **reference, **_source_fields(metric, inputs))
+        resize=ext.get("resize"), num_samples=len(inputs.fake), **reference, **_source_fields(metric, inputs),
+        **_precision_fields(m, precision))
     row_dataset = _targets_dataset(inputs) if metric.needs_targets else {}
     return [{**common, **row_dataset, "metric": m.name, "key": key, "value": float(value),
              "std": result.stds.get(key), "higher_is_better": bool(metric.higher_is_better.get(key, False)),
@@ -354,6 +356,16 @@ def metric_rows(m: PlannedMetric, result: MetricResult, inputs: Inputs, common: 
              "weights_sha256": ext["weights_sha256"], "weights_standard": bool(ext["weights_standard"]),
              "protocol": protocol, "protocol_id": protocol_id}
             for key, value in result.values.items()]
+
+
+def _precision_fields(m: PlannedMetric, precision: str) -> dict[str, Any]:
+    """A bf16 feature pass, in the protocol of the metrics that read its features: marked
+    non-standard (``weights_standard`` stays a fact about the weights). The standard pass
+    (float32, TF32 off) adds nothing, so its protocol ids stay those of every float32 number
+    recorded before there was a choice."""
+    if precision == STANDARD_PRECISION or m.extractor is None or m.metric.needs_generator:
+        return {}
+    return {"precision": precision, "tf32": False, "precision_standard": False}
 
 
 def _reference_fields(metric: Metric, inputs: Inputs, common: dict[str, Any]) -> dict[str, Any]:
@@ -435,6 +447,7 @@ def evaluate(
     bootstrap: int = DEFAULT_REPLICATES,
     ci: float = DEFAULT_LEVEL,
     save_features: str | os.PathLike | None = None,
+    precision: str = STANDARD_PRECISION,
 ) -> EvaluationResult:
     """Evaluate ``input`` against ``reference`` with every requested metric in one pass.
 
@@ -465,6 +478,8 @@ def evaluate(
         ci: the interval's level (0.95: 95 %).
         save_features: write the pass's features to this new file (:mod:`ganbench.archives`),
             for later comparisons without the generator.
+        precision: the feature extractors' arithmetic: "float32" (TF32 off; the standard
+            protocol) or "bf16" (autocast; recorded in the protocol as non-standard).
 
     Under ``torchrun``, start the process group first (:func:`ganbench.features.join_process_group`).
     """
@@ -475,8 +490,11 @@ def evaluate(
     extra_weights = dict(extra_weights or {})
     if bootstrap:
         check_bootstrap(bootstrap, ci)
+    check_precision(precision)
     if save_features is not None and Path(save_features).exists():
         raise InputError(f"{str(save_features)!r} exists: feature archives are never overwritten")
+    if save_features is not None and precision != STANDARD_PRECISION:
+        raise InputError(f"feature archives hold float32 features: drop --save-features or --precision {precision}")
     plan = make_plan(metrics, options, extractor)
     inputs = resolve_inputs(plan, input, reference, num_samples=num_samples, num_reference=num_reference,
                             seed=seed, device=device, source=source)
@@ -484,7 +502,7 @@ def evaluate(
     modules = build_extractors(plan, extractor=extractor, weights=weights, extra_weights=extra_weights,
                                device=device)
     features = extract_features(plan, inputs, modules, batch_size=batch_size, device=device,
-                                use_cache=use_cache, progress=progress)
+                                use_cache=use_cache, progress=progress, precision=precision)
     if save_features is not None:
         from ganbench.archives import save_features as write_archive
 
@@ -493,13 +511,16 @@ def evaluate(
     rows: list[dict[str, Any]] = []
     for m in plan.metrics:
         computed = compute_metric(m, inputs, features, modules, seed=seed, device=device, batch_size=batch_size,
-                                  extra_weights=extra_weights, use_cache=use_cache, progress=progress)
+                                  extra_weights=extra_weights, use_cache=use_cache, progress=progress,
+                                  precision=precision)
         computed = bootstrap_metric(m, computed, inputs, features, replicates=bootstrap, level=ci, seed=seed)
-        rows += metric_rows(m, computed, inputs, common)
+        rows += metric_rows(m, computed, inputs, common, precision)
     wall_time_s = round(time.perf_counter() - started, 3)
     result = EvaluationResult([{**row, "wall_time_s": wall_time_s} for row in rows])
     if not result.standard:
         result.warnings.append("non-standard weights: these numbers are not comparable with published ones")
+    if precision != STANDARD_PRECISION:
+        result.warnings.append(f"{precision} feature pass: non-standard numbers, ranked apart from float32 ones")
     if record and distributed()[0] == 0:
         try:
             result.record()

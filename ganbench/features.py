@@ -5,6 +5,13 @@ extractor the requested metrics need. Under ``torchrun`` every rank takes a shar
 batches and the features are gathered back in order, so the result equals the
 single-process one.
 
+The pass reads the next batch in a background thread (decoding files or sampling a
+generator; on CUDA also pinning it and copying it on a side stream) while the device works
+on the current one, keeps the features on the device until the end (one transfer per
+feature), runs the extractors channels_last on CUDA, and computes in float32 with TF32 off
+(the global flags are restored afterwards). ``precision="bf16"`` runs the extractors under
+``torch.autocast`` instead: faster on GPUs, not the standard protocol (evaluation records it).
+
 Features of finite inputs (datasets, folders, arrays) are cached under
 ``$GANBENCH_CACHE_DIR`` (default: the user cache dir), keyed by a hash of everything
 that determines them: the input's content, the extractor and its weights' sha256, its
@@ -15,22 +22,34 @@ writers are removed by the next run.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import sys
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
 from ganbench.atomic import atomic_path, remove_stale_temps
-from ganbench.errors import write_problem
+from ganbench.errors import UnknownNameError, write_problem
 from ganbench.sources import ImageSource, iter_batches
 
 FEATURE_FORMAT_VERSION = 1  # bump when cached features could change meaning
+STANDARD_PRECISION = "float32"
+PRECISIONS = (STANDARD_PRECISION, "bf16")  # the arithmetic of the extractors in the pass
+PREFETCH_THREAD = "ganbench-prefetch"  # name prefix of the thread that reads the next batch
+
+
+def check_precision(precision: str) -> str:
+    """``precision`` when it is one of :data:`PRECISIONS`; else a one-line error listing them."""
+    if precision not in PRECISIONS:
+        raise UnknownNameError("precision", precision, PRECISIONS)
+    return precision
 
 
 def cache_dir() -> Path:
@@ -127,23 +146,26 @@ class Extraction:
 
 def extract(source: ImageSource, extractors: Extractors, *, batch_size: int = 64,
             device: torch.device | str = "cpu", use_cache: bool = True, progress: bool = True, label: str = "",
-            keep_images: bool = False) -> Extraction:
+            keep_images: bool = False, precision: str = STANDARD_PRECISION) -> Extraction:
     """Features of every image of ``source`` for every extractor, in one pass.
 
     Args:
         source: the images.
-        extractors: {extractor name: (module, feature names wanted)}.
+        extractors: {extractor name: (module, feature names wanted)}; on CUDA the modules
+            are converted to channels_last in place (their values do not change).
         keep_images: also keep the images themselves (for paired metrics; the pass runs
             even when every extractor's features are cached).
+        precision: "float32" (TF32 off) or "bf16" (autocast; cached under its own key).
     """
-    cache_keys = _cache_keys(source, extractors) if use_cache else {}
+    check_precision(precision)
+    cache_keys = _cache_keys(source, extractors, precision) if use_cache else {}
     results = {name: cached for name, key in cache_keys.items()
                if (cached := _read_cache(_cache_path(key), key)) is not None}
     todo = {name: (module, tuple(feats)) for name, (module, feats) in extractors.items() if name not in results}
     if not todo and not keep_images:
         return Extraction(results)
     batches = _run_pass(source, todo, batch_size=batch_size, device=torch.device(device), progress=progress,
-                        label=label, keep_images=keep_images)
+                        label=label, keep_images=keep_images, precision=precision)
     for name, (_, feats) in todo.items():
         results[name] = {f: torch.cat([out[name][f] for _, out, _ in batches]) for f in feats}
         if name in cache_keys and distributed()[0] == 0:
@@ -151,44 +173,152 @@ def extract(source: ImageSource, extractors: Extractors, *, batch_size: int = 64
     return Extraction(results, torch.cat([images for _, _, images in batches]) if keep_images else None)
 
 
-def _cache_keys(source: ImageSource, extractors: Extractors) -> dict[str, dict[str, Any]]:
+def _cache_keys(source: ImageSource, extractors: Extractors, precision: str) -> dict[str, dict[str, Any]]:
     """{extractor: the fields its cached features are keyed by}; empty when ``source``
-    has no content key (a generator: nothing to cache)."""
+    has no content key (a generator: nothing to cache). float32 keys carry no precision:
+    the features cached before there was a choice stay valid."""
     content_key = source.content_key()
     if content_key is None:
         return {}
     remove_stale_temps(cache_dir())
+    other = {} if precision == STANDARD_PRECISION else {"precision": precision}
     return {name: {"content": content_key, "num_samples": len(source), "features": sorted(feats),
-                   "format": FEATURE_FORMAT_VERSION, **module.describe()}
+                   "format": FEATURE_FORMAT_VERSION, **other, **module.describe()}
             for name, (module, feats) in extractors.items()}
 
 
 def _run_pass(source: ImageSource, todo: Extractors, *, batch_size: int, device: torch.device, progress: bool,
-              label: str, keep_images: bool) -> list[BatchOutput]:
+              label: str, keep_images: bool, precision: str = STANDARD_PRECISION) -> list[BatchOutput]:
     """Every batch through every extractor of ``todo``, in batch order. Under a process
     group each rank takes a round-robin shard of the batches and they are gathered back."""
     rank, world = distributed()
     n_batches = (len(source) + batch_size - 1) // batch_size
     mine = range(rank, n_batches, world)
     batches: list[BatchOutput] = []
-    bar = None
-    if progress and rank == 0:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=min(len(mine) * batch_size, len(source)), desc=f"features {label}".strip(), unit="img",
-                   file=sys.stderr, leave=False, dynamic_ncols=True)
-    with torch.inference_mode():
-        for b, images in iter_batches(source, batch_size, mine):
-            images = images.to(device, non_blocking=True)
-            outputs = {name: {f: out[f].float().cpu() for f in feats}
-                       for name, (module, feats) in todo.items() for out in [module(images, feats)]}
-            batches.append((b, outputs, images.cpu() if keep_images else None))
-            if bar is not None:
-                bar.update(len(images))
-    if bar is not None:
-        bar.close()
+    bar = _progress_bar(min(len(mine) * batch_size, len(source)), label) if progress and rank == 0 else None
+    try:
+        with extractor_settings(todo, device, precision), torch.inference_mode(), \
+                ThreadPoolExecutor(1, thread_name_prefix=PREFETCH_THREAD) as pool:  # joined on the way out
+            for b, images, on_device in _prefetched(pool, source, batch_size, mine, device):
+                outputs = {name: {f: out[f].float() for f in feats}  # left on the device until the end
+                           for name, (module, feats) in todo.items() for out in [module(on_device, feats)]}
+                batches.append((b, outputs, images.cpu() if keep_images else None))
+                if bar is not None:
+                    bar.update(len(images))
+    finally:
+        if bar is not None:
+            bar.close()
+    batches = _to_host(batches)
     if world > 1:
         gathered: list[Any] = [None] * world
         torch.distributed.all_gather_object(gathered, batches)
         batches = sorted((item for part in gathered for item in part), key=lambda item: item[0])
     return batches
+
+
+def _progress_bar(total: int, label: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=f"features {label}".strip(), unit="img", file=sys.stderr, leave=False,
+                dynamic_ncols=True)
+
+
+# (batch index, the images as read, the images on the device, CUDA event after their copy or None)
+ReadBatch = tuple[int, torch.Tensor, torch.Tensor, Any]
+
+
+def _prefetched(pool: ThreadPoolExecutor, source: ImageSource, batch_size: int, indices: range,
+                device: torch.device) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+    """``(batch index, images as read, images on the device)`` of each batch in ``indices``,
+    in order; the next batch is read in ``pool``'s one thread while the caller works on
+    this one. A source's error is raised here, as it was raised there."""
+    batches = iter_batches(source, batch_size, indices)
+    stream = torch.cuda.Stream(device) if device.type == "cuda" else None
+    if stream is not None:  # what was queued before the pass (weights, a generator's) comes first
+        stream.wait_stream(torch.cuda.current_stream(device))
+    pending = pool.submit(_read_batch, batches, device, stream)
+    while (batch := pending.result()) is not None:
+        pending = pool.submit(_read_batch, batches, device, stream)
+        b, images, on_device, copied = batch
+        if copied is not None:  # the copy ran on the side stream: order it before the extractors
+            current = torch.cuda.current_stream(device)
+            current.wait_event(copied)
+            on_device.record_stream(current)  # its memory is not reused before they are done
+        yield b, images, on_device
+
+
+def _read_batch(batches, device: torch.device, stream) -> ReadBatch | None:
+    """The next batch of ``batches``, moved to ``device``: on CUDA read on ``stream``
+    (a generator samples there), pinned and copied without blocking; None at the end."""
+    with torch.inference_mode(), torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
+        item = next(batches, None)
+        if item is None:
+            return None
+        b, images = item
+        if stream is None:
+            return b, images, images.to(device), None
+        host = images.pin_memory() if images.device.type == "cpu" else images
+        return b, images, host.to(device, non_blocking=True), stream.record_event()
+
+
+def _to_host(batches: list[BatchOutput]) -> list[BatchOutput]:
+    """The batches with their features on the CPU: each feature concatenated on its device,
+    moved once and split back (no transfer, no copy for features already on the CPU)."""
+    if not batches:
+        return batches
+    outputs = [out for _, out, _ in batches]
+    for name, feats in outputs[0].items():
+        for f in feats:
+            parts = [out[name][f] for out in outputs]
+            if parts[0].device.type == "cpu":
+                continue
+            whole = torch.cat(parts).cpu().split([len(p) for p in parts])
+            for out, part in zip(outputs, whole):
+                out[name][f] = part
+    return batches
+
+
+@contextlib.contextmanager
+def extractor_settings(extractors: Extractors, device: torch.device, precision: str = STANDARD_PRECISION):
+    """How the pass runs its extractors: TF32 off, channels_last modules on CUDA (in place:
+    the values stay), and for ``precision="bf16"`` autocast to bfloat16 (this thread only:
+    a generator sampled in the prefetch thread is not affected)."""
+    if device.type == "cuda":
+        for module, _ in extractors.values():
+            if isinstance(module, torch.nn.Module):
+                module.to(memory_format=torch.channels_last)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+    with tf32_off(), autocast:
+        yield
+
+
+@contextlib.contextmanager
+def tf32_off():
+    """float32 means float32: TF32 off for CUDA matmuls and cuDNN convolutions (cuDNN allows
+    it by default) for the duration, the global flags restored afterwards."""
+    try:
+        saved = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
+    except RuntimeError:  # the flags were set through the per-backend API (torch >= 2.9): use it
+        with _per_backend_tf32_off():
+            yield
+        return
+    torch.set_float32_matmul_precision("highest")
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(saved[0])
+        torch.backends.cudnn.allow_tf32 = saved[1]
+
+
+@contextlib.contextmanager
+def _per_backend_tf32_off():
+    switches = (torch.backends.cuda.matmul, torch.backends.cudnn.conv, torch.backends.cudnn.rnn)
+    saved = [switch.fp32_precision for switch in switches]
+    for switch in switches:
+        switch.fp32_precision = "ieee"
+    try:
+        yield
+    finally:
+        for switch, value in zip(switches, saved):
+            switch.fp32_precision = value

@@ -52,13 +52,16 @@ from ganbench.errors import GanbenchError, write_problem
               help="Also keep the features in a new .safetensors archive (for `ganbench compare` later).")
 @click.option("--curve", is_flag=True,
               help="Also print fid-inf's / isc-inf's score at each subset size N beside their fitted line.")
+@click.option("--precision", type=click.Choice(("float32", "bf16")), default="float32", show_default=True,
+              help="Arithmetic of the feature extractors: float32 with TF32 off (the standard protocol) or bf16 "
+                   "(autocast: faster on GPUs; recorded in the protocol as non-standard, ranked apart).")
 @click.option("--cross-check", is_flag=True,
               help="Then recompute fid/isc/kid/pr/pr-vgg16 with torch-fidelity on the same images and weights, "
                    "print both and exit 1 if any differs by more than 1e-3 relative (inception-v3-compat only; "
                    "isc and kid draw with rng=torch-fidelity).")
 def eval_cmd(metrics, input_, reference, source, num_samples, num_reference, extractor, weights, extra_weights,
              metric_options, batch_size, device, seed, json_path, force, model_name, no_record, no_cache, quiet,
-             replicates, level, save_features, curve, cross_check):
+             replicates, level, save_features, precision, curve, cross_check):
     """Evaluate images or a generator with one or more metrics in one pass.
 
     \b
@@ -68,6 +71,7 @@ def eval_cmd(metrics, input_, reference, source, num_samples, num_reference, ext
       ganbench eval -m pr-vgg16 -i fake.npz -r real.npz --extra-weights vgg16=vgg16-397923af.pth
       ganbench eval -m fid -i runs/pix2pix/checkpoint.safetensors -r mnist:test --extractor lenet-mnist
       ganbench eval -m fid -m kid -i samples/ -r cifar10:test --cross-check
+      ganbench eval -m fid -i runs/dcgan/checkpoint.safetensors -r cifar10:train -n 50000 --precision bf16
     """
     from ganbench.evaluation import default_device, evaluate
     from ganbench.features import distributed, join_process_group
@@ -90,7 +94,7 @@ def eval_cmd(metrics, input_, reference, source, num_samples, num_reference, ext
             extra_weights=extra_weights, num_samples=num_samples,
             num_reference=num_reference, options=options, batch_size=batch_size, device=device, seed=seed,
             use_cache=not no_cache, progress=not quiet, record=False, model_name=model_name, source=source,
-            save_features=save_features, **_interval_settings(replicates, level))
+            save_features=save_features, precision=precision, **_interval_settings(replicates, level))
     if distributed()[0] != 0:
         return
     # the result is shown and written before the store, which may fail (then: Error, exit 2)
