@@ -221,11 +221,12 @@ def sample(input: Any, *, grid: str | os.PathLike | None = None, out: str | os.P
         GanbenchError: one-line messages for bad inputs, options and outputs.
     """
     from ganbench.evaluation import default_device
+    from ganbench.features import tf32_off
 
     paths = _check_request(grid, out, npz, force=force, interpolate=interpolate, classes=classes)
     found = open_generator(input, num_samples=num_samples or DEFAULT_SAMPLES, seed=seed,
                            device=device or default_device(), source=source)
-    with truncated(found, truncation):
+    with truncated(found, truncation), tf32_off():  # as the feature pass samples: the images evaluate scores
         if interpolate is not None:
             _write_interpolation(found, paths["grid"], num_samples or DEFAULT_PATHS, interpolate,
                                  batch_size=batch_size, overwrite=force)

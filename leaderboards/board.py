@@ -35,7 +35,9 @@ from ganbench.leaderboards.store import SETTING_FIELDS, canonical_json
 
 _SEP = "\x1f"  # joins entity parts into one grouping key
 _LABEL_FIELDS = ("num_samples", "extractor", "weights_sha256", "reference", "num_reference",
-                 "metric_version", "resize", "input_size")
+                 "metric_version", "resize", "input_size", "precision")
+# fields that follow from another one: labelled by it (bf16 rows also record tf32 and precision_standard)
+_IMPLIED_BY = {"tf32": "precision", "precision_standard": "precision"}
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,8 @@ def _format_field(name: str, value: Any) -> str:
         return f"v{value}"
     if name == "weights_sha256":
         return str(value)[:8] if value else "noweights"
+    if name == "precision":
+        return value or "float32"  # rows without the field: the float32 pass
     return str(value)
 
 
@@ -161,6 +165,7 @@ def column_names(key: str, protocols: dict[str, dict[str, Any] | None]) -> dict[
     if all(p is not None for p in parsed):
         fields = sorted({f for p in parsed for f in p})
         differing = [f for f in fields if len({canonical_json(p.get(f)) for p in parsed}) > 1]
+        differing = [f for f in differing if _IMPLIED_BY.get(f) not in differing]
         known = [f for f in _LABEL_FIELDS if f in differing]
         for pid, p in protocols.items():
             label = ",".join(_format_field(f, p.get(f)) for f in known)
