@@ -5,6 +5,11 @@ the weights, test accuracy, the exact command, versions). Data come through
 ``ganbench.data.load_images`` and are scaled with ``ganbench.images.uint8_to_float``,
 the same path the extractor uses at evaluation time.
 
+The recipe is not CAS's (``ganbench.metrics.cas.train_classifier``), though both use Adam with
+a cosine decay: this one augments (random shifts, optional flips, drawn from the batch-order
+generator) and drops each epoch's last partial batch, so the shipped weights keep their
+meaning; only the accuracy count is shared.
+
 Examples:
   python scripts/train_lenet.py --dataset mnist --epochs 4
   python scripts/train_lenet.py --dataset fashion-mnist --epochs 8
@@ -25,6 +30,7 @@ import torch.nn.functional as F
 import ganbench
 from ganbench.data import load_images
 from ganbench.images import uint8_to_float
+from ganbench.metrics.cas import accuracy
 from ganbench.metrics.lenet import LeNet, WEIGHTS_DIR
 from ganbench.weights import sha256_file
 
@@ -43,13 +49,6 @@ def random_shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch
     out = padded.gather(2, rows)
     cols = (dx[:, None] + torch.arange(w)[None])[:, None, None, :].expand(n, 1, h, w)
     return out.gather(3, cols)
-
-
-@torch.no_grad()
-def accuracy(net: LeNet, x: torch.Tensor, y: torch.Tensor) -> float:
-    net.eval()
-    correct = sum((net(x[i:i + 1000]).argmax(1) == y[i:i + 1000]).sum().item() for i in range(0, len(x), 1000))
-    return correct / len(x)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -93,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
                 loss.backward()
                 opt.step()
                 sched.step()
-            acc = accuracy(net, x_test, y_test)
+            acc = accuracy(net.eval(), x_test, y_test)
             print(f"epoch {epoch + 1}/{args.epochs}: loss {loss.item():.4f}, test accuracy {acc:.4f} "
                   f"({time.time() - t0:.0f} s)", flush=True)
 
@@ -103,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     from safetensors.torch import save_file
 
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path))
-    test_acc = accuracy(net, x_test, y_test)
+    test_acc = accuracy(net.eval(), x_test, y_test)
     meta = {
         "extractor": name,
         "file": path.name,
