@@ -9,7 +9,11 @@ It never looks at a model's name: the difference between GANs lives in each mode
 4. every ``log_every`` steps appends the losses to ``metrics.jsonl`` and the progress bar,
 5. every ``sample_every`` steps writes ``samples/step-NNNNNNN.png`` from fixed noise,
 6. every ``eval_every`` steps calls the ``evaluate`` callback (results in ``eval.jsonl``),
-7. every ``checkpoint_every`` steps and at the end writes ``checkpoint.safetensors``.
+7. every ``checkpoint_every`` steps and at the end writes ``checkpoint.safetensors`` and the
+   run card ``README.md`` (:mod:`ganbench.run_card`).
+
+Losses and evaluations also go to TensorBoard (``out/tensorboard``, when installed) or to
+Weights & Biases (``logger="wandb"``: with sample grids and the run's config too).
 
 A model whose paper makes several D updates per G update draws a fresh real batch for
 each (:meth:`TrainContext.next_real_batch`) from the same seeded stream; the count drawn
@@ -41,11 +45,12 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 
 import ganbench
+from ganbench import run_card
 from ganbench.atomic import atomic_path, atomic_write_text, remove_stale_temps
 from ganbench.checkpoints import (CHECKPOINT_NAME, checkpoint_meta, collect_state, read_checkpoint, restore_state,
                                   save_checkpoint)
@@ -88,6 +93,7 @@ class TrainOptions:
     num_workers: int = 0  # data-loading processes for file-backed datasets
     progress: bool = True  # tqdm progress bar
     sync_bn: bool = False  # several processes: batch norm over the whole batch (SyncBatchNorm), not each process's
+    logger: str = "tensorboard"  # also log to: "tensorboard" (out/tensorboard, when installed), "wandb", "none"
 
 
 @dataclass
@@ -111,15 +117,18 @@ _RESUME_KEYS = ("dataset", "batch_size", "seed", "ema")
 _RESUME_KEYS_IF_RECORDED = ("ema_start", "precision")
 # logs holding one {"step": N, ...} record a line; a resumed run rewrites those after its start
 _LOGS = ("metrics.jsonl", "eval.jsonl")
+LOGGERS = ("tensorboard", "wandb", "none")
 
 
 def train(model: str | TrainOptions | None = None, dataset: str | None = None, *,
-          evaluate: EvaluateFn | None = None, **kwargs: Any) -> TrainResult:
+          evaluate: EvaluateFn | None = None, command: Sequence[str] | None = None, **kwargs: Any) -> TrainResult:
     """Train a registered model; see :class:`TrainOptions` (given whole or as keywords).
 
     Args:
         evaluate: optional ``evaluate(generator, step) -> {metric: value}`` called every
             ``eval_every`` steps (e.g. a closure over :func:`ganbench.evaluation.evaluate`).
+        command: the command line that started the run (``ganbench train`` passes it), recorded
+            in ``run.json`` and shown on the run card; None: the card shows the Python call.
 
     Example::
 
@@ -139,7 +148,7 @@ def train(model: str | TrainOptions | None = None, dataset: str | None = None, *
             raise GanbenchError(f"unknown training option(s) {', '.join(unknown)}; valid: "
                                 f"{', '.join(TrainOptions.__dataclass_fields__)}")
         options = TrainOptions(**kwargs)
-    return _Run(options, evaluate).run()
+    return _Run(options, evaluate, command).run()
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -161,6 +170,14 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return dev
 
 
+def describe_device(device: torch.device) -> str:
+    """``cpu``, ``mps`` or ``cuda:0 (NVIDIA H200)``: what run.json and the run card record."""
+    if device.type != "cuda":
+        return str(device)
+    index = torch.cuda.current_device() if device.index is None else device.index
+    return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+
+
 def prepare_run_dir(out: Path, resume: bool) -> bool:
     """Create ``out`` and remove temp files of killed runs in it; refuse a non-empty
     folder unless resuming. Returns True if a checkpoint exists."""
@@ -179,7 +196,7 @@ def prepare_run_dir(out: Path, resume: bool) -> bool:
 
 
 class _Run:
-    def __init__(self, options: TrainOptions, evaluate: EvaluateFn | None):
+    def __init__(self, options: TrainOptions, evaluate: EvaluateFn | None, command: Sequence[str] | None = None):
         o = options
         if o.steps < 1 or (o.batch_size is not None and o.batch_size < 1):
             raise GanbenchError("--steps and --batch-size must be at least 1")
@@ -190,7 +207,9 @@ class _Run:
         for name in ("log_every", "sample_every", "checkpoint_every", "eval_every"):
             if getattr(o, name) < 0:
                 raise GanbenchError(f"{name} must be >= 0")
-        self.o, self.evaluate = o, evaluate
+        _check_logger(o.logger)
+        self.o, self.evaluate, self.command = o, evaluate, None if command is None else list(command)
+        self.device = o.device  # the device in words (describe_device), set by run()
         self.shard = current_shard()  # this process's place among torchrun's (Shard() in one process)
         # files are written by process 0 only
         self.out = Path(o.out).expanduser() if o.out is not None and self.shard.rank == 0 else None
@@ -232,6 +251,9 @@ class _Run:
                     print(f"ganbench: no checkpoint in {self.out}; starting from step 0")
             data = training_data(o.dataset, "train", resolution=config.image_size, channels=config.channels)
             self.recipe = self._resolve_recipe(data_name.key)
+        self.device = describe_device(device)
+        if o.progress and self.shard.rank == 0:
+            print(f"ganbench: training {o.model} on {self.device}")
 
         rng_devices = [device] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=rng_devices), _float32_unless_amp(device, o.amp):
@@ -243,8 +265,11 @@ class _Run:
             if self.out is not None:
                 for name in _LOGS:
                     trim_log(self.out / name, start)
+            # before run.json: a logger that refuses to start (no W&B login) leaves a new folder empty
+            logger = _open_logger(o.logger, self.out, self._run_record(config, start), quiet=not o.progress)
+            if self.out is not None:
                 self._write_run_json(config, start)
-            return self._loop(model, ema, ctx, data, start, config)
+            return self._loop(model, ema, ctx, data, start, config, logger)
 
     def _build(self, config, device: torch.device) -> tuple[GANModel, torch.nn.Module | None, TrainContext]:
         """The model on ``device``, the EMA copy of its generator (or None) and the context
@@ -316,13 +341,17 @@ class _Run:
         return meta
 
     def _write_run_json(self, config, start: int) -> None:
-        run = {"ganbench_version": ganbench.__version__, "torch_version": torch.__version__,
-               "options": asdict(self.o), "training": self._train_meta(), "config": config.to_dict(),
-               "started_at_step": start}
-        atomic_write_text(self.out / "run.json", json.dumps(run, indent=1, default=str) + "\n")
+        atomic_write_text(self.out / "run.json", json.dumps(self._run_record(config, start), indent=1,
+                                                            default=str) + "\n")
+
+    def _run_record(self, config, start: int) -> dict[str, Any]:
+        """run.json: the options, recipe, config, device and command of this invocation."""
+        return {"ganbench_version": ganbench.__version__, "torch_version": torch.__version__,
+                "options": asdict(self.o), "training": self._train_meta(), "config": config.to_dict(),
+                "started_at_step": start, "device": self.device, "command": self.command}
 
     # -- the loop -------------------------------------------------------------------
-    def _loop(self, model: GANModel, ema, ctx: TrainContext, data, start: int, config) -> TrainResult:
+    def _loop(self, model: GANModel, ema, ctx: TrainContext, data, start: int, config, logger) -> TrainResult:
         o, out = self.o, self.out
         latent = model.generator.latent
         fixed_z, fixed_labels = sample_latents(latent, NUM_FIXED_SAMPLES,
@@ -353,7 +382,7 @@ class _Run:
         checkpoint = out / CHECKPOINT_NAME if out is not None and start == o.steps else None  # resumed at its end
         t_start = t_log = time.perf_counter()
         steps_since_log = 0
-        tensorboard = _tensorboard_writer(out)
+        completed = False
         try:
             for step in range(start, o.steps):
                 batch = ctx.next_real_batch()
@@ -379,28 +408,31 @@ class _Run:
                     if out is not None:
                         _append_jsonl(out / "metrics.jsonl", {"step": done, **losses, "it_s": round(rate, 3),
                                                               "time": round(now - t_start, 3)})
-                        _add_scalars(tensorboard, "train", {**losses, "it_s": rate}, done)
+                        logger.scalars("train", {**losses, "it_s": rate}, done)
                 sample_gen = ema if ema is not None else model.generator
                 if out is not None and ((o.sample_every and done % o.sample_every == 0) or last) \
                         and (fixed_source is not None or not isinstance(sample_gen, ConditionalImageGenerator)):
-                    self._write_samples(sample_gen, fixed_z, fixed_labels, ctx, done, fixed_source)
+                    grid = self._write_samples(sample_gen, fixed_z, fixed_labels, ctx, done, fixed_source)
+                    logger.image("samples", grid, done)
                 if self.evaluate is not None and o.eval_every and (done % o.eval_every == 0 or last):
                     results = self._run_evaluate(sample_gen, done)
                     if out is not None:
                         _append_jsonl(out / "eval.jsonl", {"step": done, **results})
-                        _add_scalars(tensorboard, "eval", results, done)
+                        logger.scalars("eval", results, done)
                 if out is not None and ((o.checkpoint_every and done % o.checkpoint_every == 0) or last):
                     checkpoint = self._save(model, ema, ctx, config, done)
+                    run_card.write_run_card(out, step=done, seconds=time.perf_counter() - t_start,
+                                            real_images=ctx.real_batches_drawn * self.recipe.whole_batch_size)
             if shard.distributed:
                 torch.distributed.barrier()  # every process returns once the last checkpoint is written
+            completed = True
         except RuntimeError as exc:
             if shard.distributed and is_peer_failure(exc):
                 raise PeerFailed(self._peer_failure_message(exc)) from None
             raise
         finally:
             bar.close()
-            if tensorboard is not None:
-                tensorboard.close()
+            logger.close(completed)
             close = getattr(batches, "close", None)
             if close is not None:
                 close()
@@ -433,7 +465,8 @@ class _Run:
 
     @torch.no_grad()
     def _write_samples(self, generator: GenerativeModel, z, labels, ctx: TrainContext, step: int,
-                       source: torch.Tensor | None = None) -> None:
+                       source: torch.Tensor | None = None) -> torch.Tensor:
+        """Write ``samples/step-N.png`` and return the uint8 (C, H, W) grid."""
         with eval_mode(generator):
             with ctx.autocast():
                 if isinstance(generator, ConditionalImageGenerator):
@@ -444,6 +477,7 @@ class _Run:
         path = self.out / "samples" / f"step-{step:07d}.png"
         path.parent.mkdir(exist_ok=True)
         save_png(grid, path)
+        return grid
 
     def _run_evaluate(self, generator: GenerativeModel, step: int) -> dict[str, Any]:
         devices = [self.o.device] if torch.device(self.o.device).type == "cuda" else []
@@ -554,8 +588,81 @@ def _add_scalars(writer, prefix: str, values: dict[str, Any], step: int) -> None
     if writer is None:
         return
     for key, value in values.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if _is_number(value):
             writer.add_scalar(f"{prefix}/{key}", value, step)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_logger(kind: str) -> None:
+    """A known logger whose package is installed (before anything is built or written)."""
+    import importlib.util
+
+    from ganbench.errors import UnknownNameError
+
+    if kind not in LOGGERS:
+        raise UnknownNameError("logger", kind, LOGGERS)
+    if kind == "wandb" and importlib.util.find_spec("wandb") is None:
+        raise GanbenchError("--logger wandb needs the wandb package: pip install 'ganbench[wandb]'")
+
+
+def _open_logger(kind: str, out: Path | None, config: dict[str, Any], *, quiet: bool):
+    """Where losses and evaluations go besides metrics.jsonl: TensorBoard (the default, when
+    installed), Weights & Biases (``config``: the run's record), or nowhere; nowhere without
+    a run folder (process 0 alone has one)."""
+    if out is None or kind == "none":
+        return _TensorBoardLogger(None)
+    if kind == "wandb":
+        return _WandbLogger(out, config, quiet=quiet)
+    return _TensorBoardLogger(_tensorboard_writer(out))
+
+
+class _TensorBoardLogger:
+    """Scalars to ``out/tensorboard`` (a None writer logs nothing)."""
+
+    def __init__(self, writer):
+        self.writer = writer
+
+    def scalars(self, prefix: str, values: dict[str, Any], step: int) -> None:
+        _add_scalars(self.writer, prefix, values, step)
+
+    def image(self, tag: str, grid: torch.Tensor, step: int) -> None:
+        pass  # TensorBoard gets scalars only, as before W&B logging existed
+
+    def close(self, completed: bool = True) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+class _WandbLogger:
+    """Weights & Biases: losses and evaluations as history (``train/...``, ``eval/...``), sample
+    grids as images, the run's record as its config; local files under ``out/wandb``
+    (``WANDB_MODE=offline`` keeps everything there; ``wandb sync`` uploads it later)."""
+
+    def __init__(self, out: Path, config: dict[str, Any], *, quiet: bool):
+        import wandb
+
+        self.wandb = wandb
+        try:  # create_new: a caller's own active run is neither returned nor finished
+            self.run = wandb.init(dir=str(out), name=out.name, config=json.loads(json.dumps(config, default=str)),
+                                  reinit="create_new", settings=wandb.Settings(silent=quiet))
+        except wandb.errors.Error as exc:
+            raise GanbenchError(f"--logger wandb: {first_line(exc)} (WANDB_MODE=offline logs without "
+                                f"an account, to OUT/wandb)") from None
+
+    def scalars(self, prefix: str, values: dict[str, Any], step: int) -> None:
+        numbers = {f"{prefix}/{key}": value for key, value in values.items() if _is_number(value)}
+        if numbers:
+            self.run.log(numbers, step=step)
+
+    def image(self, tag: str, grid: torch.Tensor, step: int) -> None:
+        pixels = grid.permute(1, 2, 0).numpy()
+        self.run.log({tag: self.wandb.Image(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)}, step=step)
+
+    def close(self, completed: bool = True) -> None:
+        self.run.finish(exit_code=0 if completed else 1)  # W&B shows a run that raised as failed
 
 
 def _progress(enabled: bool, total: int, initial: int, desc: str):
