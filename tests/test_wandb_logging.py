@@ -56,8 +56,8 @@ def history_by_step(records) -> dict[int, dict]:
     return rows
 
 
-def test_wandb_offline_run_holds_losses_grids_evaluations_and_config(tmp_path, monkeypatch):
-    pytest.importorskip("wandb", reason="pip install 'ganbench[wandb]'")
+def test_wandb_offline_run_holds_losses_grids_evaluations_and_config(tmp_path, monkeypatch, require_extra):
+    require_extra("wandb", extra="wandb")
     monkeypatch.setenv("WANDB_MODE", "offline")  # nothing leaves the machine
     monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
     out = tmp_path / "dcgan-wandb"
