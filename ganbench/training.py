@@ -51,6 +51,7 @@ import torch
 
 import ganbench
 from ganbench import run_card
+from ganbench.train_loggers import check_logger, open_logger
 from ganbench.atomic import atomic_path, atomic_write_text, remove_stale_temps
 from ganbench.checkpoints import (CHECKPOINT_NAME, checkpoint_meta, collect_state, read_checkpoint, restore_state,
                                   save_checkpoint)
@@ -117,7 +118,6 @@ _RESUME_KEYS = ("dataset", "batch_size", "seed", "ema")
 _RESUME_KEYS_IF_RECORDED = ("ema_start", "precision")
 # logs holding one {"step": N, ...} record a line; a resumed run rewrites those after its start
 _LOGS = ("metrics.jsonl", "eval.jsonl")
-LOGGERS = ("tensorboard", "wandb", "none")
 
 
 def train(model: str | TrainOptions | None = None, dataset: str | None = None, *,
@@ -207,7 +207,7 @@ class _Run:
         for name in ("log_every", "sample_every", "checkpoint_every", "eval_every"):
             if getattr(o, name) < 0:
                 raise GanbenchError(f"{name} must be >= 0")
-        _check_logger(o.logger)
+        check_logger(o.logger)
         self.o, self.evaluate, self.command = o, evaluate, None if command is None else list(command)
         self.device = o.device  # the device in words (describe_device), set by run()
         self.shard = current_shard()  # this process's place among torchrun's (Shard() in one process)
@@ -266,7 +266,7 @@ class _Run:
                 for name in _LOGS:
                     trim_log(self.out / name, start)
             # before run.json: a logger that refuses to start (no W&B login) leaves a new folder empty
-            logger = _open_logger(o.logger, self.out, self._run_record(config, start), quiet=not o.progress)
+            logger = open_logger(o.logger, self.out, self._run_record(config, start), quiet=not o.progress)
             if self.out is not None:
                 self._write_run_json(config, start)
             return self._loop(model, ema, ctx, data, start, config, logger)
@@ -570,99 +570,6 @@ def _record_step(line: str) -> float:
 def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
     with open(path, "a") as f:
         f.write(json.dumps(record) + "\n")
-
-
-def _tensorboard_writer(out: Path | None):
-    """A TensorBoard writer logging to ``out/tensorboard`` when the ``tensorboard`` package is
-    installed (metrics.jsonl is always written); None otherwise."""
-    if out is None:
-        return None
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is optional
-        return None
-    return SummaryWriter(log_dir=str(out / "tensorboard"))
-
-
-def _add_scalars(writer, prefix: str, values: dict[str, Any], step: int) -> None:
-    if writer is None:
-        return
-    for key, value in values.items():
-        if _is_number(value):
-            writer.add_scalar(f"{prefix}/{key}", value, step)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _check_logger(kind: str) -> None:
-    """A known logger whose package is installed (before anything is built or written)."""
-    import importlib.util
-
-    from ganbench.errors import UnknownNameError
-
-    if kind not in LOGGERS:
-        raise UnknownNameError("logger", kind, LOGGERS)
-    if kind == "wandb" and importlib.util.find_spec("wandb") is None:
-        raise GanbenchError("--logger wandb needs the wandb package: pip install 'ganbench[wandb]'")
-
-
-def _open_logger(kind: str, out: Path | None, config: dict[str, Any], *, quiet: bool):
-    """Where losses and evaluations go besides metrics.jsonl: TensorBoard (the default, when
-    installed), Weights & Biases (``config``: the run's record), or nowhere; nowhere without
-    a run folder (process 0 alone has one)."""
-    if out is None or kind == "none":
-        return _TensorBoardLogger(None)
-    if kind == "wandb":
-        return _WandbLogger(out, config, quiet=quiet)
-    return _TensorBoardLogger(_tensorboard_writer(out))
-
-
-class _TensorBoardLogger:
-    """Scalars to ``out/tensorboard`` (a None writer logs nothing)."""
-
-    def __init__(self, writer):
-        self.writer = writer
-
-    def scalars(self, prefix: str, values: dict[str, Any], step: int) -> None:
-        _add_scalars(self.writer, prefix, values, step)
-
-    def image(self, tag: str, grid: torch.Tensor, step: int) -> None:
-        pass  # TensorBoard gets scalars only, as before W&B logging existed
-
-    def close(self, completed: bool = True) -> None:
-        if self.writer is not None:
-            self.writer.close()
-
-
-class _WandbLogger:
-    """Weights & Biases: losses and evaluations as history (``train/...``, ``eval/...``), sample
-    grids as images, the run's record as its config; local files under ``out/wandb``
-    (``WANDB_MODE=offline`` keeps everything there; ``wandb sync`` uploads it later)."""
-
-    def __init__(self, out: Path, config: dict[str, Any], *, quiet: bool):
-        import wandb
-
-        self.wandb = wandb
-        try:  # create_new: a caller's own active run is neither returned nor finished
-            self.run = wandb.init(dir=str(out), name=out.name, config=json.loads(json.dumps(config, default=str)),
-                                  reinit="create_new", settings=wandb.Settings(silent=quiet))
-        except wandb.errors.Error as exc:
-            raise GanbenchError(f"--logger wandb: {first_line(exc)} (WANDB_MODE=offline logs without "
-                                f"an account, to OUT/wandb)") from None
-
-    def scalars(self, prefix: str, values: dict[str, Any], step: int) -> None:
-        numbers = {f"{prefix}/{key}": value for key, value in values.items() if _is_number(value)}
-        if numbers:
-            self.run.log(numbers, step=step)
-
-    def image(self, tag: str, grid: torch.Tensor, step: int) -> None:
-        pixels = grid.permute(1, 2, 0).numpy()
-        self.run.log({tag: self.wandb.Image(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)}, step=step)
-
-    def close(self, completed: bool = True) -> None:
-        self.run.finish(exit_code=0 if completed else 1)  # W&B shows a run that raised as failed
 
 
 def _progress(enabled: bool, total: int, initial: int, desc: str):

@@ -329,7 +329,7 @@ def test_tensorboard_gets_losses_and_evaluations(tmp_path, require_extra):
     require_extra("tensorboard", extra="tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    import ganbench.training as training
+    from ganbench import train_loggers
 
     out = tmp_path / "run"
     train(TrainOptions(model="dcgan", dataset="digits", steps=4, batch_size=16, out=str(out),
@@ -341,7 +341,7 @@ def test_tensorboard_gets_losses_and_evaluations(tmp_path, require_extra):
     assert [step for step, _ in scalars["train/loss_d"]] == [r["step"] for r in logged] == [2, 4]
     assert [v for _, v in scalars["train/loss_g"]] == pytest.approx([r["loss_g"] for r in logged])
     assert scalars["eval/fid"] == [(4, 1.5)] and "eval/note" not in scalars
-    assert training._tensorboard_writer(None) is None  # no run folder, no TensorBoard
+    assert train_loggers.tensorboard_writer(None) is None  # no run folder, no TensorBoard
 
 
 def test_cli_periodic_evaluation_lands_in_the_results_store(tmp_path):
