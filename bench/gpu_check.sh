@@ -23,19 +23,21 @@ SCALE=${GPU_CHECK_SCALE:-full}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 GANBENCH_OFFLINE=1
 
-if [ -d .whl ] && ls .whl/*.whl > /dev/null 2>&1; then
+if ! python3 -c "import torch_fidelity, lpips, optuna" 2> /dev/null && ls .whl/*.whl > /dev/null 2>&1; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
         .whl/*.whl && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi
 python3 -c "import ganbench.metrics" 2> /dev/null ||
     python3 -m pip install -q --no-deps --no-build-isolation -e . > "$OUT/install.log" 2>&1
 
-if [ "$SCALE" = tiny ]; then
-    EVAL=(--num 64 --batch-size 32 --repeats 1); TRAIN=(--steps 2 --repeats 1 --batch-size 8); PLAIN=(--steps 2 --repeats 1 --width 8)
+if [ "$SCALE" = tiny ]; then  # a rehearsal on a busy CPU: tiny work, generous limits
+    EVAL=(--num 32 --batch-size 16 --repeats 1); TRAIN=(--steps 2 --repeats 1 --batch-size 8); PLAIN=(--steps 2 --repeats 1 --width 8)
     TESTS=(--collect-only tests)  # on the CPU the gpu tests are only collected
-else
+    LIMIT=(300 600 300 300)
+else  # one H200: about 5 minutes in all
     EVAL=(--num 5000 --batch-size 250 --repeats 2); TRAIN=(--steps 50 --repeats 3); PLAIN=(--steps 100 --repeats 3)
     TESTS=(tests)
+    LIMIT=(180 240 150 60)
 fi
 
 status=0
@@ -51,11 +53,11 @@ step() {  # step NAME TIMEOUT_S COMMAND...: run, log to $OUT/NAME.log, record it
 }
 
 (nvidia-smi || true; python3 -c "import torch; print(torch.__version__, torch.cuda.is_available())") > "$OUT/device.txt" 2>&1
-step pytest_gpu 180 python3 -m pytest -q -p no:cacheprovider -o addopts="" -m gpu "${TESTS[@]}"
-step eval_speed 240 python3 bench/eval_speed.py --device "$DEVICE" "${EVAL[@]}" --json "$OUT/eval_speed.json"
-step train_models_speed 150 python3 bench/train_models_speed.py --device "$DEVICE" "${TRAIN[@]}" \
+step pytest_gpu "${LIMIT[0]}" python3 -m pytest -q -p no:cacheprovider -o addopts="" -m gpu "${TESTS[@]}"
+step eval_speed "${LIMIT[1]}" python3 bench/eval_speed.py --device "$DEVICE" "${EVAL[@]}" --json "$OUT/eval_speed.json"
+step train_models_speed "${LIMIT[2]}" python3 bench/train_models_speed.py --device "$DEVICE" "${TRAIN[@]}" \
     --json "$OUT/train_models_speed.json"
-step train_speed 60 python3 bench/train_speed.py --device "$DEVICE" "${PLAIN[@]}"
+step train_speed "${LIMIT[3]}" python3 bench/train_speed.py --device "$DEVICE" "${PLAIN[@]}"
 python3 - "$OUT" "$DEVICE" << 'EOF'
 import json, pathlib, sys
 out = pathlib.Path(sys.argv[1])

@@ -49,7 +49,7 @@ def test_the_whole_check_rehearses_on_the_cpu(tmp_path):
     env = {**os.environ, "OUT": str(tmp_path), "GPU_CHECK_DEVICE": "cpu", "GPU_CHECK_SCALE": "tiny",
            "OMP_NUM_THREADS": "1"}
     done = subprocess.run(["bash", str(BENCH / "gpu_check.sh")], env=env, capture_output=True, text=True,
-                          timeout=900)
+                          timeout=1800)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert done.returncode == 0, done.stdout[-2000:]
     assert [s["step"] for s in summary["steps"]] == ["pytest_gpu", "eval_speed", "train_models_speed",
