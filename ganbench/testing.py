@@ -216,3 +216,21 @@ def short_run_learning(name: str, reference, *, seed: int = 0, steps: int | None
     after = fid_from_features(extractor(images)["pool"], real)
     accuracy = None if labels is None else classifier_accuracy(images, labels, extractor)
     return LearningOutcome(name, seed, steps, before, after, accuracy)
+
+
+# -- the command line ---------------------------------------------------------------------------
+def run_cli(*args):
+    """``ganbench ARGS...`` in-process (click's CliRunner); its Result."""
+    from click.testing import CliRunner
+
+    from ganbench.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def one_error_line(result) -> str:
+    """The one ``Error: ...`` line of a refused command (exit 2, no traceback)."""
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    return line

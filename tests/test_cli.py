@@ -4,20 +4,11 @@ found it."""
 from __future__ import annotations
 
 import pytest
-from click.testing import CliRunner
 
-from ganbench.cli import main
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
+from ganbench.testing import one_error_line
+from ganbench.testing import run_cli as run
 
 
-def one_error_line(res) -> str:
-    assert res.exit_code == 2, res.output
-    assert "Traceback" not in res.output
-    [line] = [line for line in res.stderr.splitlines() if line.startswith("Error")]
-    return line
 
 
 @pytest.mark.parametrize("args, message", [

@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from PIL import Image
 
-from ganbench.cli import main
+from ganbench.testing import one_error_line
+from ganbench.testing import run_cli as run
 from ganbench.models.base import model_info
 from ganbench.sampling import interpolation, open_generator, sample, slerp, truncated
 from ganbench.sources import resolve_source
@@ -23,15 +23,6 @@ SIZE = 16  # px of the tiny checkpoints
 PAD = 2  # gap between the tiles of a grid
 
 
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def one_error_line(res) -> str:
-    assert res.exit_code == 2, res.output
-    assert "Traceback" not in res.output
-    [line] = [line for line in res.stderr.splitlines() if line.startswith("Error")]
-    return line
 
 
 def tiny_checkpoint(folder, model, overrides):
