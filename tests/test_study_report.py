@@ -69,11 +69,12 @@ def test_write_report_writes_the_four_files(tmp_path):
 
 
 def test_report_says_the_command_the_protocol_and_every_model(tmp_path):
-    write_report(make_trials(), make_protocol(), tmp_path)
+    write_report(make_trials(), make_protocol(), tmp_path, storage="runs/my studies.sqlite")
     report = (tmp_path / "report.md").read_text()
     assert report.startswith("# Study demo\n")
-    assert f"```\n{COMMAND}\n```" in report
-    assert f"do not edit by hand; regenerate with `ganbench study report demo --out {tmp_path}`" in report
+    assert (f"```\n{COMMAND}\nganbench study run demo --storage 'runs/my studies.sqlite'\n"
+            f"ganbench study report demo --out {tmp_path} --storage 'runs/my studies.sqlite'\n```") in report
+    assert "do not edit by hand; regenerate with the last command" in report
     assert "Incomplete study" not in report
     for model in ("gan", "wgan", "lsgan"):
         assert f"| {model} |" in report

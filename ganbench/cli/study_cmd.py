@@ -143,5 +143,5 @@ def report_cmd(name, out, force, storage):
 
     store = open_storage(storage)
     protocol = load_protocol(store, name)
-    for path in write_report(trial_frame(store, protocol), protocol, out, force=force):
+    for path in write_report(trial_frame(store, protocol), protocol, out, force=force, storage=storage):
         click.echo(f"wrote {path}")

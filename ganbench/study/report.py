@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -62,9 +63,10 @@ class Analysis:
 
 
 def write_report(trials: pd.DataFrame, protocol: Mapping[str, Any], out_dir: str | os.PathLike, *,
-                 force: bool = False) -> list[Path]:
+                 force: bool = False, storage: str | None = None) -> list[Path]:
     """Write report.md, distribution.png, budget.png and trials.csv into ``out_dir`` (see the
-    module doc) and return their paths; refuses to overwrite any of them unless ``force``."""
+    module doc) and return their paths; refuses to overwrite any of them unless ``force``.
+    ``storage``: the ``--storage`` the study lives in, for the commands the report shows."""
     out = Path(out_dir)
     paths = [out / name for name in REPORT_FILES]
     if not force:
@@ -75,7 +77,8 @@ def write_report(trials: pd.DataFrame, protocol: Mapping[str, Any], out_dir: str
     write_output(paths[3], trials_csv(analysis.trials), force=force)
     save_figure(distribution_figure(analysis), paths[1], force=force)
     save_figure(budget_figure(analysis), paths[2], force=force)
-    write_output(paths[0], render_markdown(analysis, protocol, out), force=force)  # last: a report.md is complete
+    # last: a report.md is complete
+    write_output(paths[0], render_markdown(analysis, protocol, out, storage), force=force)
     return paths
 
 
@@ -107,19 +110,23 @@ def trials_csv(trials: pd.DataFrame) -> str:
 
 
 # --------------------------------------------------------------------------- Markdown
-def render_markdown(analysis: Analysis, protocol: Mapping[str, Any], out_dir: Path) -> str:
-    sections = [title_section(protocol, out_dir), incomplete_section(analysis.trials, protocol),
+def render_markdown(analysis: Analysis, protocol: Mapping[str, Any], out_dir: Path,
+                    storage: str | None = None) -> str:
+    sections = [title_section(protocol, out_dir, storage), incomplete_section(analysis.trials, protocol),
                 protocol_section(analysis, protocol), summary_section(analysis), distribution_section(analysis),
                 budget_section(analysis), comparisons_section(analysis)]
     return "\n\n".join(s for s in sections if s) + "\n"
 
 
-def title_section(protocol: Mapping[str, Any], out_dir: Path) -> str:
+def title_section(protocol: Mapping[str, Any], out_dir: Path, storage: str | None = None) -> str:
+    """The commands that declare, run and report the study, as given."""
     name = str(protocol["name"])
+    where = f" --storage {shlex.quote(storage)}" if storage else ""
+    commands = [str(protocol["command"]), f"ganbench study run {shlex.quote(name)}{where}",
+                f"ganbench study report {shlex.quote(name)} --out {shlex.quote(str(out_dir))}{where}"]
     return (f"# Study {markdown_escape(name)}\n\n"
-            f"{_code_block(str(protocol['command']))}\n\n"
-            f"Written by ganbench: do not edit by hand; regenerate with "
-            f"`ganbench study report {name} --out {out_dir}`.")
+            f"{_code_block(chr(10).join(commands))}\n\n"
+            f"Written by ganbench: do not edit by hand; regenerate with the last command.")
 
 
 def incomplete_section(trials: pd.DataFrame, protocol: Mapping[str, Any]) -> str:
