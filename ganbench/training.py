@@ -353,20 +353,66 @@ class _Run:
     # -- the loop -------------------------------------------------------------------
     def _loop(self, model: GANModel, ema, ctx: TrainContext, data, start: int, config, logger) -> TrainResult:
         o, out = self.o, self.out
-        latent = model.generator.latent
-        fixed_z, fixed_labels = sample_latents(latent, NUM_FIXED_SAMPLES,
-                                               torch.Generator().manual_seed(o.seed + 1_000_003))
+        fixed = self._fixed_inputs(model.generator, data)
+        batches = self._attach_real_batches(ctx, data, start)
+        bar = _progress(o.progress and self.shard.rank == 0, o.steps, start, f"{o.model} {o.dataset}")
+        clock = _Clock()
+        losses: dict[str, float] = {}
+        checkpoint = out / CHECKPOINT_NAME if out is not None and start == o.steps else None  # resumed at its end
+        completed = False
+        try:
+            for step in range(start, o.steps):
+                raw = self._step(model, ema, ctx, step, first=step == start)
+                done = step + 1
+                last = done == o.steps
+                bar.update(1)
+                clock.steps_since_log += 1
+                if _due(o.log_every, done, last):
+                    losses = self._log_losses(raw, ctx, done, clock, bar, logger)
+                self._sample_and_evaluate(ema if ema is not None else model.generator, fixed, ctx, done, last, logger)
+                if out is not None and _due(o.checkpoint_every, done, last):
+                    checkpoint = self._save(model, ema, ctx, config, done)
+                    run_card.write_run_card(out, step=done, seconds=clock.seconds(),
+                                            real_images=ctx.real_batches_drawn * self.recipe.whole_batch_size)
+            if self.shard.distributed:
+                torch.distributed.barrier()  # every process returns once the last checkpoint is written
+            completed = True
+        except RuntimeError as exc:
+            if self.shard.distributed and is_peer_failure(exc):
+                raise PeerFailed(self._peer_failure_message(exc)) from None
+            raise
+        finally:
+            bar.close()
+            logger.close(completed)
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
+        generator = ema if ema is not None else model.generator
+        return TrainResult(model, generator, o.steps, losses, out, checkpoint, clock.seconds(),
+                           ctx.real_batches_drawn * self.recipe.whole_batch_size)
+
+    def _fixed_inputs(self, generator: GenerativeModel, data) -> "_FixedInputs":
+        """What every sample grid of the run shows: fixed latents (labels cycling through
+        the classes) or, for image-conditioned models, fixed training sources."""
+        latent = generator.latent
+        z, labels = sample_latents(latent, NUM_FIXED_SAMPLES, torch.Generator().manual_seed(self.o.seed + 1_000_003))
         if latent.num_classes:
-            fixed_labels = torch.arange(NUM_FIXED_SAMPLES) % latent.num_classes
-        fixed_source = None  # image-conditioned models: grids translate fixed training sources
-        if isinstance(model.generator, ConditionalImageGenerator):
-            fixed_source = data.extra_batch(0, min(NUM_FIXED_SAMPLES, len(data)), o.seed).get("source")
-        labelled = data.num_classes > 0
-        batch_size, shard = self.recipe.batch_size, self.shard
-        if shard.distributed:  # this process's rows of the whole batch
-            batches = rank_batches(data, shard, batch_size, o.seed, ctx.real_batches_drawn, o.num_workers)
+            labels = torch.arange(NUM_FIXED_SAMPLES) % latent.num_classes
+        source = None
+        if isinstance(generator, ConditionalImageGenerator):
+            source = data.extra_batch(0, min(NUM_FIXED_SAMPLES, len(data)), self.o.seed).get("source")
+        return _FixedInputs(z, labels, source)
+
+    def _attach_real_batches(self, ctx: TrainContext, data, start: int):
+        """Give ``ctx`` the seeded stream of real batches from where the run stands (this
+        process's rows of each whole batch); return the stream, for closing."""
+        o, shard, labelled = self.o, self.shard, data.num_classes > 0
+        if shard.distributed:
+            batches = rank_batches(data, shard, self.recipe.batch_size, o.seed, ctx.real_batches_drawn,
+                                   o.num_workers)
         else:
-            batches = data.batches(batch_size, o.seed, start_step=ctx.real_batches_drawn, num_workers=o.num_workers)
+            batches = data.batches(self.recipe.batch_size, o.seed, start_step=ctx.real_batches_drawn,
+                                   num_workers=o.num_workers)
 
         def draw() -> Batch:  # the next real batch of the stream; ctx counts them
             index = ctx.real_batches_drawn
@@ -377,68 +423,45 @@ class _Run:
                          labels.to(ctx.device, non_blocking=True) if labelled else None, extra)
 
         ctx._draw = draw  # noqa: SLF001 -- the harness owns the context's data stream
-        bar = _progress(o.progress and shard.rank == 0, o.steps, start, f"{o.model} {o.dataset}")
-        losses: dict[str, float] = {}
-        checkpoint = out / CHECKPOINT_NAME if out is not None and start == o.steps else None  # resumed at its end
-        t_start = t_log = time.perf_counter()
-        steps_since_log = 0
-        completed = False
-        try:
-            for step in range(start, o.steps):
-                batch = ctx.next_real_batch()
-                model.train()
-                raw = model.train_step(batch, step, ctx)
-                # process 0's buffers (batch-norm statistics), as DDP; after the first step its weights
-                # too: GAN and CGAN set G's output bias from the first batch, each process from its own
-                broadcast_(module_state(model) if step == start else list(model.buffers()), shard)
-                if ema is not None:
-                    _ema_update(ema, model.generator, self.recipe.ema if step >= self.recipe.ema_start else 0.0)
-                done = step + 1
-                steps_since_log += 1
-                bar.update(1)
-                last = done == o.steps
-                if (o.log_every and done % o.log_every == 0) or last:
-                    losses = mean_over_processes(raw, shard, ctx.device)  # the whole batch's
-                    if not all(math.isfinite(v) for v in losses.values()):
-                        raise TrainingDiverged(f"{o.model} diverged at step {done}: losses {losses}")
-                    now = time.perf_counter()
-                    rate = steps_since_log / max(now - t_log, 1e-9)
-                    t_log, steps_since_log = now, 0
-                    bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()}, refresh=False)
-                    if out is not None:
-                        _append_jsonl(out / "metrics.jsonl", {"step": done, **losses, "it_s": round(rate, 3),
-                                                              "time": round(now - t_start, 3)})
-                        logger.scalars("train", {**losses, "it_s": rate}, done)
-                sample_gen = ema if ema is not None else model.generator
-                if out is not None and ((o.sample_every and done % o.sample_every == 0) or last) \
-                        and (fixed_source is not None or not isinstance(sample_gen, ConditionalImageGenerator)):
-                    grid = self._write_samples(sample_gen, fixed_z, fixed_labels, ctx, done, fixed_source)
-                    logger.image("samples", grid, done)
-                if self.evaluate is not None and o.eval_every and (done % o.eval_every == 0 or last):
-                    results = self._run_evaluate(sample_gen, done)
-                    if out is not None:
-                        _append_jsonl(out / "eval.jsonl", {"step": done, **results})
-                        logger.scalars("eval", results, done)
-                if out is not None and ((o.checkpoint_every and done % o.checkpoint_every == 0) or last):
-                    checkpoint = self._save(model, ema, ctx, config, done)
-                    run_card.write_run_card(out, step=done, seconds=time.perf_counter() - t_start,
-                                            real_images=ctx.real_batches_drawn * self.recipe.whole_batch_size)
-            if shard.distributed:
-                torch.distributed.barrier()  # every process returns once the last checkpoint is written
-            completed = True
-        except RuntimeError as exc:
-            if shard.distributed and is_peer_failure(exc):
-                raise PeerFailed(self._peer_failure_message(exc)) from None
-            raise
-        finally:
-            bar.close()
-            logger.close(completed)
-            close = getattr(batches, "close", None)
-            if close is not None:
-                close()
-        generator = ema if ema is not None else model.generator
-        return TrainResult(model, generator, o.steps, losses, out, checkpoint, time.perf_counter() - t_start,
-                           ctx.real_batches_drawn * self.recipe.whole_batch_size)
+        return batches
+
+    def _step(self, model: GANModel, ema, ctx: TrainContext, step: int, first: bool) -> dict[str, Any]:
+        """One training step of the model, the processes' states agreed, the EMA updated."""
+        batch = ctx.next_real_batch()
+        model.train()
+        raw = model.train_step(batch, step, ctx)
+        # process 0's buffers (batch-norm statistics), as DDP; after the first step its weights
+        # too: GAN and CGAN set G's output bias from the first batch, each process from its own
+        broadcast_(module_state(model) if first else list(model.buffers()), self.shard)
+        if ema is not None:
+            _ema_update(ema, model.generator, self.recipe.ema if step >= self.recipe.ema_start else 0.0)
+        return raw
+
+    def _log_losses(self, raw, ctx: TrainContext, done: int, clock: "_Clock", bar, logger) -> dict[str, float]:
+        """The whole batch's losses at step ``done``, to the bar, ``metrics.jsonl`` and the logger."""
+        losses = mean_over_processes(raw, self.shard, ctx.device)
+        if not all(math.isfinite(v) for v in losses.values()):
+            raise TrainingDiverged(f"{self.o.model} diverged at step {done}: losses {losses}")
+        rate = clock.rate_since_log()
+        bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()}, refresh=False)
+        if self.out is not None:
+            _append_jsonl(self.out / "metrics.jsonl", {"step": done, **losses, "it_s": round(rate, 3),
+                                                       "time": round(clock.seconds(), 3)})
+            logger.scalars("train", {**losses, "it_s": rate}, done)
+        return losses
+
+    def _sample_and_evaluate(self, generator: GenerativeModel, fixed: "_FixedInputs", ctx: TrainContext,
+                             done: int, last: bool, logger) -> None:
+        o, out = self.o, self.out
+        can_draw = fixed.source is not None or not isinstance(generator, ConditionalImageGenerator)
+        if out is not None and can_draw and _due(o.sample_every, done, last):
+            grid = self._write_samples(generator, fixed.z, fixed.labels, ctx, done, fixed.source)
+            logger.image("samples", grid, done)
+        if self.evaluate is not None and o.eval_every and _due(o.eval_every, done, last):
+            results = self._run_evaluate(generator, done)
+            if out is not None:
+                _append_jsonl(out / "eval.jsonl", {"step": done, **results})
+                logger.scalars("eval", results, done)
 
     def _peer_failure_message(self, exc: BaseException) -> str:
         where = f"process {self.shard.rank} of {self.shard.world_size}"
@@ -484,6 +507,38 @@ class _Run:
         with eval_mode(generator):
             with torch.random.fork_rng(devices=devices):  # evaluation must not perturb training
                 return dict(self.evaluate(generator, step))
+
+
+@dataclass(frozen=True)
+class _FixedInputs:
+    """The inputs of every sample grid of a run."""
+
+    z: torch.Tensor
+    labels: torch.Tensor | None
+    source: torch.Tensor | None  # image-conditioned models translate these training sources
+
+
+@dataclass
+class _Clock:
+    """Wall time of a run, and the step rate since the last log line."""
+
+    start: float = field(default_factory=time.perf_counter)
+    last_log: float = field(default_factory=time.perf_counter)
+    steps_since_log: int = 0
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.start
+
+    def rate_since_log(self) -> float:
+        now = time.perf_counter()
+        rate = self.steps_since_log / max(now - self.last_log, 1e-9)
+        self.last_log, self.steps_since_log = now, 0
+        return rate
+
+
+def _due(every: int | None, done: int, last: bool) -> bool:
+    """Whether a periodic action (every ``every`` steps, and at the last step) falls at step ``done``."""
+    return bool(every and done % every == 0) or last
 
 
 @dataclass(frozen=True)
